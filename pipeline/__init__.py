@@ -1,0 +1,1 @@
+"""Web-scale image-text curation pipeline: ingest, download, filter, deduplicate, shard, train."""

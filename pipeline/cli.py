@@ -1,0 +1,79 @@
+"""The `curate` command: one sub-command per stage. Exit 0 done, 2 bad input or config, 1 failure."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline.config import Config, load_config
+from pipeline.errors import InputError
+
+log = logging.getLogger("pipeline")
+
+
+def _ingest(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.ingest.stage import run_ingest
+
+    run_ingest(args.input, args.run_dir, config)
+
+
+def _download(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.download.stage import run_download
+
+    run_download(args.run_dir, config)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], bool]] = {
+    # name: (help, handler, takes --input)
+    "ingest": ("validate, normalise and text-filter an input parquet into candidates/", _ingest, True),
+    "download": ("download candidates/ with img2dataset into downloads/", _download, False),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curate", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, _, takes_input) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if takes_input:
+            p.add_argument("--input", required=True, help="parquet file, folder, glob or URL")
+        p.add_argument("--run-dir", required=True, type=Path, help="the run directory")
+        p.add_argument("--config", type=Path, help="YAML config file")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help="override one setting (repeatable), e.g. --set ingest.min_words=3",
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `curate` and `python -m pipeline`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config, args.overrides)
+        COMMANDS[args.command][1](args, config)
+    except InputError as exc:
+        print(f"curate {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception:
+        log.exception("curate %s failed", args.command)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

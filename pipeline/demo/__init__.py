@@ -1,0 +1,1 @@
+"""The synthetic web: generated image-text pairs with labelled noise, and a local image server."""

@@ -1,0 +1,1 @@
+"""Ingest stage: parquet in, normalised and text-filtered candidates plus ledger rows out."""

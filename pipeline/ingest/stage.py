@@ -1,0 +1,71 @@
+"""`curate ingest`: parquet in, `candidates/` and `ledger/ingest/` out, funnel in `stats.json`."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config, dump_yaml
+from pipeline.ingest.langid import resolve_model_path
+from pipeline.ledger import count_by_reason, read_ledger
+from pipeline.run_dir import RunDir, replace_dir, write_text_atomically
+from pipeline.spark import ingest_plan
+from pipeline.spark.session import get_spark
+from pipeline.stats import record_stage
+from schemas.tables import CANDIDATE_CORE
+
+log = logging.getLogger(__name__)
+STAGE = "ingest"
+
+
+def run_ingest(input_path: str, run_dir: Path | str, config: Config) -> dict[str, Any]:
+    """Run the ingest stage; returns its stats.json entry. Does nothing if already complete."""
+    run = RunDir(Path(run_dir).resolve())
+    if run.is_complete(STAGE):
+        log.info("ingest: already complete in %s, nothing to do", run.root)
+        return run.stats()["stages"][STAGE]
+    started = time.monotonic()
+    cfg = config.ingest
+    model_path = resolve_model_path(cfg.langid_model)
+    spark = get_spark(config.spark)
+    df, extra = ingest_plan.read_input(spark, str(input_path), cfg)
+
+    # Validated: from here on the run directory is written.
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(run.config_file, dump_yaml(config))
+    work = run.work / STAGE
+    shutil.rmtree(work, ignore_errors=True)
+    decisions_dir = work / "decisions"
+
+    decisions = ingest_plan.ingest_decisions(df, cfg, extra, model_path)
+    decisions.write.mode("overwrite").parquet(str(decisions_dir))
+    spark.catalog.clearCache()
+
+    decided = spark.read.parquet(str(decisions_dir))
+    kept = decided.filter("reason IS NULL").select(*CANDIDATE_CORE.names, *extra.names)
+    kept.orderBy("uid").write.mode("overwrite").parquet(str(work / "candidates"))
+    dropped = decided.filter("reason IS NOT NULL").selectExpr(
+        "uid", f"'{STAGE}' AS stage", "reason", "detail"
+    )
+    dropped.orderBy("uid", "reason").write.mode("overwrite").parquet(str(work / "ledger"))
+
+    rows_in = decided.count()
+    replace_dir(work / "candidates", run.candidates)
+    replace_dir(work / "ledger", run.ledger_for(STAGE))
+    rows_kept = spark.read.parquet(str(run.candidates)).count()
+    by_reason = count_by_reason(read_ledger(run.ledger_for(STAGE)))
+    entry = record_stage(
+        run,
+        STAGE,
+        rows_in,
+        rows_kept,
+        by_reason,
+        time.monotonic() - started,
+        {"input": str(input_path)},
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("ingest: %d rows in, %d candidates, %d dropped", rows_in, rows_kept, rows_in - rows_kept)
+    return entry

@@ -1,0 +1,66 @@
+"""The ledger: one row per dropped pair (uid, stage, reason, detail), and the accounting identity
+`rows in = rows kept + ledger rows` checked at the end of every stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from schemas.reasons import REASONS
+from schemas.tables import LEDGER
+
+
+class AccountingError(RuntimeError):
+    """A stage lost or duplicated rows: a bug, never bad input."""
+
+
+def ledger_table(uids: list[str], stage: str, reasons: list[str], details: list) -> pa.Table:
+    """Build ledger rows, refusing any reason code not declared in schemas/ for this stage."""
+    for code in set(reasons):
+        if code not in REASONS or REASONS[code].stage != stage:
+            raise KeyError(f"reason {code!r} is not a declared {stage} reason code")
+    return pa.table(
+        {"uid": uids, "stage": [stage] * len(uids), "reason": reasons, "detail": details},
+        schema=LEDGER,
+    )
+
+
+def write_ledger_part(directory: Path, name: str, table: pa.Table) -> Path:
+    """Write one ledger part file atomically (temporary name, then rename)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{name}.parquet"
+    tmp = directory / f".{name}.parquet.tmp"
+    pq.write_table(table.cast(LEDGER), tmp)
+    tmp.replace(final)
+    return final
+
+
+def read_ledger(path: Path) -> pa.Table:
+    """All ledger rows under a folder (one stage's, or the whole `ledger/`)."""
+    if not path.exists():
+        return LEDGER.empty_table()
+    files = sorted(str(p) for p in path.rglob("*.parquet") if not p.name.startswith((".", "_")))
+    if not files:
+        return LEDGER.empty_table()
+    return ds.dataset(files, schema=LEDGER, format="parquet").to_table()
+
+
+def count_by_reason(table: pa.Table) -> dict[str, int]:
+    """Ledger rows per reason code, sorted by code."""
+    if table.num_rows == 0:
+        return {}
+    counts = pc.value_counts(table.column("reason")).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
+
+
+def check_identity(stage: str, rows_in: int, rows_kept: int, dropped: dict[str, int]) -> None:
+    """Raise AccountingError unless rows in = rows kept + rows dropped."""
+    total = sum(dropped.values())
+    if rows_in != rows_kept + total:
+        raise AccountingError(
+            f"{stage}: {rows_in} rows in but {rows_kept} kept + {total} in the ledger"
+        )

@@ -1,0 +1,73 @@
+"""The run directory: where each stage's input and output live, and which stages are complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STAGES = ("ingest", "download", "annotate", "dedup", "select", "shard")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run. Stages read the previous stage's folder and write their own."""
+
+    root: Path
+
+    @property
+    def candidates(self) -> Path:
+        return self.root / "candidates"
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def stats_file(self) -> Path:
+        return self.root / "stats.json"
+
+    @property
+    def work(self) -> Path:
+        """Scratch space for a stage in progress; removed when the stage completes."""
+        return self.root / "_work"
+
+    def ledger_for(self, stage: str) -> Path:
+        return self.ledger / stage
+
+    def stats(self) -> dict[str, Any]:
+        if not self.stats_file.exists():
+            return {"stages": {}}
+        return json.loads(self.stats_file.read_text())
+
+    def is_complete(self, stage: str) -> bool:
+        """A stage is complete once its entry is in stats.json (written last, atomically)."""
+        return stage in self.stats().get("stages", {})
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write to a temporary sibling and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move a finished temporary folder into place, replacing any leftover at `dst`."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)

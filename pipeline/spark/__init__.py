@@ -1,0 +1,1 @@
+"""The one place that builds and configures a SparkSession, and maps Arrow schemas to Spark."""

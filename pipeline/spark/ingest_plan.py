@@ -1,0 +1,180 @@
+"""The Spark plan of the ingest stage: read and map columns, hygiene, duplicate pairs, ALIGN's
+dataset-wide counts, then the per-row decision and language ID, all over Arrow batches."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import pyarrow as pa
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
+
+from pipeline.config import IngestConfig, ingest_columns
+from pipeline.errors import InputError
+from pipeline.ingest import decide, hygiene
+from pipeline.spark.arrow import map_batches, to_arrow
+from schemas.reasons import check
+from schemas.tables import INGEST_WORK, RESERVED_COLUMNS
+
+log = logging.getLogger(__name__)
+DUPLICATE_PAIR = check("ingest.duplicate_pair")
+_INTERNAL = RESERVED_COLUMNS | set(INGEST_WORK.names) | {
+    decide.CAPTION_REPEATS,
+    decide.URL_CAPTIONS,
+    decide.RARE_TOKEN,
+}
+
+
+def read_input(spark: SparkSession, path: str, cfg: IngestConfig) -> tuple[DataFrame, pa.Schema]:
+    """Read parquet (file, folder, glob or Hadoop URL) and map columns by name.
+
+    Returns the mapped DataFrame (raw url/caption/uid, carried columns, source position) and the
+    Arrow schema of the carried columns. Raises InputError for anything a user must fix.
+    """
+    try:
+        df = spark.read.parquet(path)
+        fields = {f.name: f.dataType for f in df.schema.fields}
+    except (PySparkException, Py4JJavaError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"input {path}: cannot read as parquet ({first[:300]})") from exc
+    cols = ingest_columns(cfg)
+    found = ", ".join(fields) or "none"
+    wanted = [("url", cols["url_col"]), ("caption", cols["caption_col"])]
+    if cols["uid_col"]:
+        wanted.append(("uid", cols["uid_col"]))
+    for role, name in wanted:
+        if name not in fields:
+            raise InputError(
+                f"input {path}: missing {role} column {name!r} (columns found: {found}); "
+                f"set ingest.{role}_col or ingest.preset"
+            )
+        if not isinstance(fields[name], StringType):
+            raise InputError(
+                f"input {path}: {role} column {name!r} has type {fields[name].simpleString()}, "
+                "expected string"
+            )
+    mapped = [
+        F.col(f"`{cols['url_col']}`").alias(hygiene.RAW_URL),
+        F.col(f"`{cols['caption_col']}`").alias(hygiene.RAW_CAPTION),
+    ]
+    if cols["uid_col"]:
+        mapped.append(F.col(f"`{cols['uid_col']}`").alias(hygiene.RAW_UID))
+    used = {name for _, name in wanted}
+    carried = []
+    for name in fields:
+        if name in used:
+            continue
+        out = f"input_{name}" if name in _INTERNAL or name.startswith("_") else name
+        carried.append(F.col(f"`{name}`").alias(out))
+    df = df.select(
+        *mapped,
+        *carried,
+        F.col("_metadata.file_path").alias(hygiene.SOURCE_FILE),
+        F.col("_metadata.row_index").alias(hygiene.SOURCE_ROW),
+    )
+    try:
+        empty = df.isEmpty()
+    except (PySparkException, Py4JJavaError) as exc:
+        raise InputError(f"input {path}: cannot read rows ({str(exc).splitlines()[0][:300]})") from exc
+    if empty:
+        raise InputError(f"input {path}: no rows (expected a table of url and caption pairs)")
+    extra = to_arrow(df.select(*[c for c in df.columns if c not in _RAW_AND_SOURCE]).schema)
+    return df, extra
+
+
+_RAW_AND_SOURCE = {
+    hygiene.RAW_URL,
+    hygiene.RAW_CAPTION,
+    hygiene.RAW_UID,
+    hygiene.SOURCE_FILE,
+    hygiene.SOURCE_ROW,
+}
+
+
+def _mark(df: DataFrame, condition, reason: str, detail) -> DataFrame:
+    """Give rows still kept that meet `condition` a reason (first rule wins)."""
+    hit = F.col("reason").isNull() & condition
+    return df.withColumn("detail", F.when(hit, detail).otherwise(F.col("detail"))).withColumn(
+        "reason", F.when(hit, F.lit(reason)).otherwise(F.col("reason"))
+    )
+
+
+def vocabulary_floor(count_histogram: list[tuple[int, int]], vocab_size: int) -> int:
+    """Smallest token count c such that at most `vocab_size` tokens have count >= c.
+
+    ALIGN keeps the `vocab_size` most frequent unigrams and bigrams; ties at the cut are not
+    split (so the vocabulary may hold fewer), which keeps the rule independent of input order.
+    `count_histogram` is (count, number of tokens with that count).
+    """
+    total = 0
+    floor = 1
+    for count, n_tokens in sorted(count_histogram, reverse=True):
+        if total + n_tokens > vocab_size:
+            return count + 1
+        total += n_tokens
+        floor = count
+    return floor if total else 1
+
+
+def _rare_tokens(df: DataFrame, cfg: IngestConfig) -> DataFrame | None:
+    """pair_key -> one rare token of that caption, or None when no token can be rare."""
+    kept = df.filter(F.col("reason").isNull()).select("pair_key", "tokens")
+    exploded = kept.select("pair_key", F.explode("tokens").alias("token"))
+    counts = exploded.groupBy("token").agg(F.count(F.lit(1)).alias("n"))
+    histogram = [
+        (r["n"], r["tokens"])
+        for r in counts.groupBy("n").agg(F.count(F.lit(1)).alias("tokens")).collect()
+    ]
+    floor = max(vocabulary_floor(histogram, cfg.vocab_size), cfg.min_token_count)
+    log.info("ingest: rare-token floor is a count of %d", floor)
+    if floor <= 1:
+        return None
+    rare = counts.filter(F.col("n") < floor).select("token")
+    return (
+        exploded.join(rare, "token")
+        .groupBy("pair_key")
+        .agg(F.min("token").alias(decide.RARE_TOKEN))
+    )
+
+
+def ingest_decisions(
+    df: DataFrame, cfg: IngestConfig, extra: pa.Schema, model_path: str
+) -> DataFrame:
+    """Every input row once, with `reason` null for kept candidates, else its reason code."""
+    hyg = map_batches(
+        df,
+        functools.partial(hygiene.hygiene_batches, cfg=cfg, extra=extra),
+        hygiene.hygiene_schema(extra),
+    )
+    # Duplicates: the first occurrence in input order (file, row) is kept, whatever the partitioning.
+    order = [F.col("reason").isNotNull(), hygiene.SOURCE_FILE, hygiene.SOURCE_ROW]
+    by_pair = Window.partitionBy("pair_key").orderBy(*order)
+    hyg = hyg.withColumn("_rank", F.row_number().over(by_pair)).withColumn(
+        "_first", F.first(F.concat_ws(":", hygiene.SOURCE_FILE, hygiene.SOURCE_ROW)).over(by_pair)
+    )
+    hyg = _mark(hyg, F.col("_rank") > 1, DUPLICATE_PAIR, F.concat(F.lit("first at "), "_first"))
+    if "_raw_uid" in df.columns:
+        by_uid = Window.partitionBy("uid").orderBy(*order)
+        hyg = hyg.withColumn("_rank", F.row_number().over(by_uid))
+        hyg = _mark(hyg, F.col("_rank") > 1, DUPLICATE_PAIR, F.lit("uid seen earlier"))
+    hyg = hyg.drop("_rank", "_first")
+    # ALIGN's dataset-wide counts, over the rows that survived hygiene and duplicate removal.
+    alive = F.when(F.col("reason").isNull(), F.lit(1))
+    hyg = hyg.withColumn(
+        decide.CAPTION_REPEATS, F.count(alive).over(Window.partitionBy("caption_key"))
+    ).withColumn(decide.URL_CAPTIONS, F.count(alive).over(Window.partitionBy("url")))
+    hyg = hyg.persist()
+    rare = _rare_tokens(hyg, cfg)
+    if rare is None:
+        hyg = hyg.withColumn(decide.RARE_TOKEN, F.lit(None).cast("string"))
+    else:
+        hyg = hyg.join(rare, "pair_key", "left")
+    return map_batches(
+        hyg,
+        functools.partial(decide.decide_batches, cfg=cfg, model_path=model_path),
+        hyg.schema,
+    )

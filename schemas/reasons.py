@@ -1,0 +1,91 @@
+"""Stable reason codes (`<stage>.<reason>`) for every row the pipeline drops.
+
+Codes are part of the public contract: tests assert them exactly, users filter the ledger by them.
+Add new codes here only; never rename one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason code and what it means."""
+
+    code: str
+    description: str
+
+    @property
+    def stage(self) -> str:
+        return self.code.split(".", 1)[0]
+
+
+_ALL = [
+    # ingest: row hygiene
+    Reason("ingest.missing_url", "URL is null or empty"),
+    Reason("ingest.missing_caption", "caption is null or empty after normalisation"),
+    Reason("ingest.url_too_long", "URL longer than ingest.max_url_length"),
+    Reason("ingest.invalid_url", "URL cannot be parsed, has no host or contains control characters"),
+    Reason("ingest.url_scheme", "URL scheme is not http or https (file://, ftp://, data: ...)"),
+    Reason(
+        "ingest.private_host",
+        "host is localhost or an IP literal in loopback/private/link-local/CGNAT/unique-local "
+        "ranges (allowed only with ingest.allow_private_networks)",
+    ),
+    Reason("ingest.caption_too_long", "caption longer than ingest.max_caption_chars"),
+    Reason("ingest.invalid_uid", "the input uid column is not a 128-bit hex string"),
+    Reason("ingest.duplicate_pair", "the same normalised (url, caption) pair appeared earlier"),
+    # ingest: ALIGN / DataComp text rules
+    Reason("ingest.caption_too_short", "caption has fewer than ingest.min_chars characters"),
+    Reason("ingest.too_few_words", "caption has fewer than ingest.min_words unigrams"),
+    Reason("ingest.too_many_words", "caption has more than ingest.max_words unigrams"),
+    Reason(
+        "ingest.caption_repeated",
+        "alt-text shared by more than ingest.max_caption_repeats distinct image URLs (ALIGN)",
+    ),
+    Reason(
+        "ingest.url_too_many_captions",
+        "image URL with more than ingest.max_captions_per_url alt-texts (ALIGN)",
+    ),
+    Reason(
+        "ingest.rare_token",
+        "caption has a unigram or bigram outside the ingest.vocab_size most frequent ones, "
+        "or seen fewer than ingest.min_token_count times (ALIGN)",
+    ),
+    # ingest: language identification
+    Reason("ingest.language", "fastText top-1 language not in ingest.languages"),
+    Reason("ingest.language_score", "fastText top-1 probability below ingest.min_lang_score"),
+    # download
+    Reason("download.http_error", "the server answered with an HTTP error status"),
+    Reason("download.timeout", "the request timed out"),
+    Reason("download.network_error", "connection refused, reset, DNS failure or similar"),
+    Reason("download.decode_error", "the body is not a decodable image (truncated, HTML, empty)"),
+    Reason("download.image_too_small", "shorter side of the original below download.min_image_size"),
+    Reason("download.aspect_ratio", "original aspect ratio above download.max_aspect_ratio"),
+    Reason("download.opted_out", "X-Robots-Tag forbids use (noai, noimageai, ...)"),
+    Reason(
+        "download.blocked_address",
+        "URL scheme or resolved address not allowed (loopback/private/link-local), "
+        "at connect time or on a redirect",
+    ),
+    Reason("download.too_large", "body larger than download.max_bytes"),
+    Reason("download.too_many_pixels", "image header declares more than download.max_pixels pixels"),
+    Reason("download.too_many_redirects", "more redirects than download.max_redirects"),
+    Reason("download.resize_error", "the image decoded but could not be resized or encoded"),
+    Reason("download.failed", "img2dataset reported a failure with no more specific code"),
+]
+
+REASONS: dict[str, Reason] = {r.code: r for r in _ALL}
+
+
+def reasons_for_stage(stage: str) -> list[str]:
+    """The codes declared for one stage, in declaration order."""
+    return [r.code for r in _ALL if r.stage == stage]
+
+
+def check(code: str) -> str:
+    """Return `code` if it is declared, else raise KeyError (catches typos at the call site)."""
+    if code not in REASONS:
+        raise KeyError(f"undeclared reason code {code!r}")
+    return code

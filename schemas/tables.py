@@ -1,0 +1,71 @@
+"""Arrow schemas of the tables the pipeline writes; Spark schemas are derived from these, never inferred."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# uid: 128-bit id as 32 lowercase hex characters (DataComp's uid format).
+UID = pa.field("uid", pa.string(), nullable=False)
+
+# Core columns of `candidates/`; any other input column is carried along after them.
+CANDIDATE_CORE = pa.schema(
+    [
+        UID,
+        pa.field("url", pa.string(), nullable=False),
+        pa.field("caption", pa.string(), nullable=False),
+        pa.field("lang", pa.string()),
+        pa.field("lang_score", pa.float32()),
+    ]
+)
+
+# `ledger/<stage>/`: one row per dropped pair, whichever stage dropped it.
+LEDGER = pa.schema(
+    [
+        UID,
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+    ]
+)
+
+# Names an extra input column may not take: ours, and img2dataset's reserved output columns.
+# A clashing input column is kept under the name `input_<name>`.
+RESERVED_COLUMNS = frozenset(
+    [*CANDIDATE_CORE.names, "stage", "reason", "detail"]
+    + [
+        "key",
+        "width",
+        "height",
+        "original_width",
+        "original_height",
+        "status",
+        "error_message",
+        "exif",
+        "md5",
+        "sha256",
+        "sha512",
+    ]
+)
+
+# Internal working columns of the ingest stage (never written to candidates/).
+INGEST_WORK = pa.schema(
+    [
+        pa.field("pair_key", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("caption_key", pa.string()),
+        pa.field("n_chars", pa.int32()),
+        pa.field("n_words", pa.int32()),
+        pa.field("tokens", pa.list_(pa.string())),
+        pa.field("source_file", pa.string()),
+        pa.field("source_row", pa.int64()),
+    ]
+)
+
+
+def candidate_schema(extra: pa.Schema | None = None) -> pa.Schema:
+    """Schema of `candidates/`: the core columns followed by the carried input columns."""
+    fields = list(CANDIDATE_CORE)
+    if extra is not None:
+        fields += list(extra)
+    return pa.schema(fields)

@@ -28,7 +28,11 @@ def _download(args: argparse.Namespace, config: Config) -> None:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], bool]] = {
     # name: (help, handler, takes --input)
-    "ingest": ("validate, normalise and text-filter an input parquet into candidates/", _ingest, True),
+    "ingest": (
+        "validate, normalise and text-filter an input parquet into candidates/",
+        _ingest,
+        True,
+    ),
     "download": ("download candidates/ with img2dataset into downloads/", _download, False),
 }
 

@@ -139,7 +139,9 @@ def _apply_override(raw: dict[str, dict[str, Any]], override: str) -> None:
     key, sep, text = override.partition("=")
     section, dot, name = key.strip().partition(".")
     if not sep or not dot or not section or not name:
-        raise ConfigError(f"--set {override!r}: expected section.key=value, e.g. ingest.min_words=3")
+        raise ConfigError(
+            f"--set {override!r}: expected section.key=value, e.g. ingest.min_words=3"
+        )
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError as exc:
@@ -189,7 +191,13 @@ def validate(config: Config) -> None:
     for name in ("max_url_length", "max_caption_chars", "vocab_size", "min_token_count"):
         if getattr(ing, name) < 1:
             raise ConfigError(f"config ingest.{name}: must be at least 1, got {getattr(ing, name)}")
-    for name in ("min_chars", "min_words", "max_words", "max_caption_repeats", "max_captions_per_url"):
+    for name in (
+        "min_chars",
+        "min_words",
+        "max_words",
+        "max_caption_repeats",
+        "max_captions_per_url",
+    ):
         if getattr(ing, name) < 0:
             raise ConfigError(f"config ingest.{name}: must be >= 0, got {getattr(ing, name)}")
     if ing.min_words > ing.max_words:
@@ -197,7 +205,9 @@ def validate(config: Config) -> None:
             f"config ingest.min_words ({ing.min_words}) is above ingest.max_words ({ing.max_words})"
         )
     if not 0.0 <= ing.min_lang_score <= 1.0:
-        raise ConfigError(f"config ingest.min_lang_score: must be in [0, 1], got {ing.min_lang_score}")
+        raise ConfigError(
+            f"config ingest.min_lang_score: must be in [0, 1], got {ing.min_lang_score}"
+        )
     if not ing.languages:
         raise ConfigError("config ingest.languages: expected a list of codes such as [en], or all")
     if config.spark.task_max_failures < 1:

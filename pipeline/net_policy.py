@@ -24,6 +24,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 def parse_ip_literal(host: str) -> IPAddress | None:
     """The address a host string denotes literally (any IPv4 spelling, IPv6), else None."""
     host = host.strip("[]").rstrip(".").lower()
+    if not host or not (host[0].isdigit() or ":" in host):
+        return None  # a name: skip the costly failed parses
     try:
         return ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

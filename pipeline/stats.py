@@ -34,7 +34,11 @@ def record_stage(
         entry.update(extra)
     stats.setdefault("stages", {})[stage] = entry
     stats["funnel"] = [
-        {"stage": s, "rows_in": stats["stages"][s]["rows_in"], "rows_kept": stats["stages"][s]["rows_kept"]}
+        {
+            "stage": s,
+            "rows_in": stats["stages"][s]["rows_in"],
+            "rows_kept": stats["stages"][s]["rows_kept"],
+        }
         for s in STAGES
         if s in stats["stages"]
     ]

@@ -26,7 +26,9 @@ _ALL = [
     Reason("ingest.missing_url", "URL is null or empty"),
     Reason("ingest.missing_caption", "caption is null or empty after normalisation"),
     Reason("ingest.url_too_long", "URL longer than ingest.max_url_length"),
-    Reason("ingest.invalid_url", "URL cannot be parsed, has no host or contains control characters"),
+    Reason(
+        "ingest.invalid_url", "URL cannot be parsed, has no host or contains control characters"
+    ),
     Reason("ingest.url_scheme", "URL scheme is not http or https (file://, ftp://, data: ...)"),
     Reason(
         "ingest.private_host",
@@ -61,7 +63,9 @@ _ALL = [
     Reason("download.timeout", "the request timed out"),
     Reason("download.network_error", "connection refused, reset, DNS failure or similar"),
     Reason("download.decode_error", "the body is not a decodable image (truncated, HTML, empty)"),
-    Reason("download.image_too_small", "shorter side of the original below download.min_image_size"),
+    Reason(
+        "download.image_too_small", "shorter side of the original below download.min_image_size"
+    ),
     Reason("download.aspect_ratio", "original aspect ratio above download.max_aspect_ratio"),
     Reason("download.opted_out", "X-Robots-Tag forbids use (noai, noimageai, ...)"),
     Reason(
@@ -70,7 +74,9 @@ _ALL = [
         "at connect time or on a redirect",
     ),
     Reason("download.too_large", "body larger than download.max_bytes"),
-    Reason("download.too_many_pixels", "image header declares more than download.max_pixels pixels"),
+    Reason(
+        "download.too_many_pixels", "image header declares more than download.max_pixels pixels"
+    ),
     Reason("download.too_many_redirects", "more redirects than download.max_redirects"),
     Reason("download.resize_error", "the image decoded but could not be resized or encoded"),
     Reason("download.failed", "img2dataset reported a failure with no more specific code"),

@@ -23,6 +23,9 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+# What the server sends at fault/bomb/: a PNG declaring BOMB_SIDE x BOMB_SIDE pixels.
+from pipeline.demo.image_server import BOMB_SIDE
+
 logger = logging.getLogger(__name__)
 
 COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange")
@@ -69,11 +72,11 @@ DUPLICATE_KINDS = frozenset(
     }
 )
 # Fault rows whose URL serves no picture at all: their `label` is null.
-PICTURELESS_FAULTS = frozenset({"fault_404", "fault_500", "fault_html", "fault_empty", "fault_bomb"})
+PICTURELESS_FAULTS = frozenset(
+    {"fault_404", "fault_500", "fault_html", "fault_empty", "fault_bomb"}
+)
 # Fault rows whose route serves (or redirects to) a real file that the generator writes.
 FILE_BACKED_FAULTS = frozenset({"fault_slow", "fault_truncated", "fault_noai", "fault_redirect"})
-# What image_server.py serves at fault/bomb/: a PNG declaring BOMB_SIDE x BOMB_SIDE pixels.
-BOMB_SIDE = 14000
 
 JPEG_QUALITY = 90
 NEAR_DUPLICATE_JPEG_QUALITY = 40
@@ -148,9 +151,7 @@ class NoiseMix:
         counts = {k: math.floor(v + 1e-9) for k, v in exact.items()}
         left = n_pairs - sum(counts.values())
         # Ties broken by NOISE_KINDS order, so the counts never depend on dict or float quirks.
-        by_remainder = sorted(
-            exact, key=lambda k: (-(exact[k] - counts[k]), NOISE_KINDS.index(k))
-        )
+        by_remainder = sorted(exact, key=lambda k: (-(exact[k] - counts[k]), NOISE_KINDS.index(k)))
         for k in by_remainder[:left]:
             counts[k] += 1
         return counts
@@ -200,7 +201,7 @@ _EN_ADJECTIVES = (
     "big",
     "rotated",
     "solid",
-    "neat",
+    "crisp",
 )
 _EN_BACKGROUNDS = (
     "grey background",
@@ -214,7 +215,7 @@ _EN_BACKGROUNDS = (
     "light fabric backdrop",
     "speckled grey board",
     "plain wall",
-    "blurry background",
+    "soft grey background",
 )
 _EN_MASS_BACKGROUNDS = (
     "textured paper",
@@ -247,7 +248,7 @@ _EN_TEMPLATES = (
     "a photo of {A_cls} on {a_bg}",
     "{cls} drawn on {mass_bg}, {style}",
     "{A_adj_cls} in front of {a_bg}",
-    "close-up photo of {A_adj_cls}",
+    "here is a close-up photo of {A_adj_cls}",
     "an illustration of {A_cls} on {a_bg}, {style}",
     "{A_adj_cls} painted on {mass_bg}",
     "simple picture showing {A_adj_cls}",
@@ -451,43 +452,58 @@ def foreign_caption(rng: np.random.Generator, class_name: str, language: str) ->
 
 def _upsample(rng: np.random.Generator, grid: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Gaussian noise on a coarse grid, bicubically upsampled to `size` (width, height)."""
-    coarse = rng.standard_normal(grid).astype(np.float32)
+    coarse = rng.standard_normal(grid, dtype=np.float32)
     return np.asarray(Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC))
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A low-saturation textured background, float32 (height, width, 3)."""
+def _grain(rng: np.random.Generator, std: float, width: int, height: int) -> np.ndarray:
+    # Uniform noise of the same standard deviation: a third of the cost of Gaussian noise.
+    noise = rng.random((height, width), dtype=np.float32) - np.float32(0.5)
+    return noise * np.float32(std * math.sqrt(12.0))
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """A low-saturation textured RGB background."""
     # pHash keeps only the lowest 8x8 DCT frequencies of a 32x32 thumbnail, so a random
     # low-frequency field per image is what puts different pictures far apart in pHash space.
-    lum = rng.uniform(85, 195) + 38 * _upsample(
-        rng, (int(rng.integers(3, 7)), int(rng.integers(3, 7))), (width, height)
-    )
+    grid = (int(rng.integers(3, 7)), int(rng.integers(3, 7)))
+    lum = np.float32(38) * _upsample(rng, grid, (width, height))
+    # Plus a weaker mid-frequency field: without it, smooth backgrounds with a similar layout
+    # land within 12 bits of each other far more often than random 64-bit hashes would.
+    grid = (int(rng.integers(8, 13)), int(rng.integers(8, 13)))
+    lum += np.float32(15) * _upsample(rng, grid, (width, height))
     theta = rng.uniform(0, 2 * np.pi)
     ramp = rng.uniform(10, 35)
-    lum = lum + ramp * (
-        np.linspace(-1, 1, width, dtype=np.float32)[None, :] * np.cos(theta)
-        + np.linspace(-1, 1, height, dtype=np.float32)[:, None] * np.sin(theta)
-    )
+    lum += (ramp * np.cos(theta) * np.linspace(-1, 1, width, dtype=np.float32))[None, :]
+    lum += (ramp * np.sin(theta) * np.linspace(-1, 1, height, dtype=np.float32))[:, None]
     texture = int(rng.integers(4))
     if texture == 0:  # film grain
-        lum = lum + rng.normal(0, rng.uniform(5, 14), size=(height, width)).astype(np.float32)
+        lum += _grain(rng, rng.uniform(5, 14), width, height)
     elif texture == 1:  # stripes or wallpaper
         phi = rng.uniform(0, np.pi)
         freq = rng.uniform(0.08, 0.3)
-        xs = np.arange(width, dtype=np.float32)[None, :] * np.cos(phi)
-        ys = np.arange(height, dtype=np.float32)[:, None] * np.sin(phi)
-        lum = lum + rng.uniform(6, 14) * np.sin(freq * (xs + ys))
-        lum = lum + rng.normal(0, 4, size=(height, width)).astype(np.float32)
+        amp = rng.uniform(6, 14)
+        xs = freq * np.cos(phi) * np.arange(width, dtype=np.float32)
+        ys = freq * np.sin(phi) * np.arange(height, dtype=np.float32)
+        # sin(x + y) = sin x cos y + cos x sin y: two outer products instead of a full-size sin.
+        lum += amp * (np.outer(np.cos(ys), np.sin(xs)) + np.outer(np.sin(ys), np.cos(xs)))
+        lum += _grain(rng, 4, width, height)
     elif texture == 2:  # mottled paper
         grid = (max(2, height // 8), max(2, width // 8))
-        lum = lum + rng.uniform(6, 12) * _upsample(rng, grid, (width, height))
-        lum = lum + rng.normal(0, 3, size=(height, width)).astype(np.float32)
+        lum += np.float32(rng.uniform(6, 12)) * _upsample(rng, grid, (width, height))
+        lum += _grain(rng, 3, width, height)
     else:  # coarse speckle
         grid = (max(2, height // 3), max(2, width // 3))
-        lum = lum + rng.uniform(5, 10) * _upsample(rng, grid, (width, height))
+        lum += np.float32(rng.uniform(5, 10)) * _upsample(rng, grid, (width, height))
+    lum += np.float32(rng.uniform(85, 195))
+    gray = Image.fromarray(np.clip(lum, 0, 255).astype(np.uint8))
     # A faint tint only: the shape's colour must stay the one saturated thing in the picture.
-    tint = rng.uniform(-14, 14, size=3).astype(np.float32)
-    return lum[:, :, None] + tint[None, None, :]
+    tint = rng.uniform(-14, 14, size=3)
+    ramp256 = np.arange(256, dtype=np.float64)
+    channels = [
+        gray.point(np.clip(np.rint(ramp256 + t), 0, 255).astype(int).tolist()) for t in tint
+    ]
+    return Image.merge("RGB", channels)
 
 
 def _polygon(n_points: int, radii: Sequence[float], cx: float, cy: float, angle: float):
@@ -500,8 +516,8 @@ def _polygon(n_points: int, radii: Sequence[float], cx: float, cy: float, angle:
     ]
 
 
-def _shape_mask(rng: np.random.Generator, shape: str, width: int, height: int) -> np.ndarray:
-    """Coverage in [0, 1] of one shape at a random position, size and rotation, (height, width)."""
+def _shape_mask(rng: np.random.Generator, shape: str, width: int, height: int) -> Image.Image:
+    """Coverage mask ("L") of one shape at a random position, size and rotation."""
     ss = 2  # drawn at twice the size and box-reduced: cheap anti-aliasing
     short = min(width, height)
     r = rng.uniform(0.17, 0.36) * short
@@ -531,7 +547,7 @@ def _shape_mask(rng: np.random.Generator, shape: str, width: int, height: int) -
         draw.polygon([(cx + x * cos - y * sin, cy + x * sin + y * cos) for x, y in arm], fill=255)
     else:
         raise ValueError(f"unknown shape {shape!r}")
-    return np.asarray(mask.reduce(ss), dtype=np.float32) / 255.0
+    return mask.reduce(ss)
 
 
 def render_picture(
@@ -539,13 +555,11 @@ def render_picture(
 ) -> Image.Image:
     """One RGB picture of `class_name` (e.g. "red circle") on a random textured background."""
     colour, shape = class_name.split(" ")
-    bg = _background(rng, width, height)
-    mask = _shape_mask(rng, shape, width, height)[:, :, None]
-    rgb = np.asarray(_COLOUR_RGB[colour], dtype=np.float32) + rng.uniform(-15, 15, size=3)
-    # A little grain on the shape too, so it looks photographed rather than flat-filled.
-    fg = rgb[None, None, :] + rng.normal(0, 5, size=(height, width, 1)).astype(np.float32)
-    pixels = bg * (1.0 - mask) + fg * mask
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    background = _background(rng, width, height)
+    mask = _shape_mask(rng, shape, width, height)
+    rgb = np.asarray(_COLOUR_RGB[colour]) + rng.integers(-15, 16, size=3)
+    fill = Image.new("RGB", (width, height), tuple(int(v) for v in np.clip(rgb, 0, 255)))
+    return Image.composite(fill, background, mask)
 
 
 def _jpeg_bytes(image: Image.Image, quality: int) -> bytes:
@@ -594,14 +608,21 @@ def _plan(n_pairs: int, seed: int, mix: NoiseMix) -> list[_Row]:
     rng = np.random.default_rng([seed, _STREAM_PLAN])
     counts = mix.counts(n_pairs)
     kinds = [k for k in NOISE_KINDS for _ in range(counts[k])]
-    kinds = [kinds[i] for i in rng.permutation(len(kinds))]
-    n_dups = sum(counts[k] for k in DUPLICATE_KINDS)
-    if n_dups and not counts["clean"]:
+    clean = [i for i, k in enumerate(kinds) if k == "clean"]
+    dups = [i for i, k in enumerate(kinds) if k in DUPLICATE_KINDS]
+    if dups and not clean:
         raise ValueError("duplicate noise kinds need at least one clean row to copy")
-    if n_dups:
-        # A duplicate copies an *earlier* clean row: move the first clean row to the front.
-        first_clean = kinds.index("clean")
-        kinds[0], kinds[first_clean] = kinds[first_clean], kinds[0]
+    # Originals drawn uniformly from all clean rows, so duplicates are spread over the whole web.
+    source = {d: clean[int(rng.integers(len(clean)))] for d in dups}
+    # A random order in which every duplicate follows its original: a duplicate whose key falls
+    # before its original's gets a new key after it (ties keep kinds order: clean rows first).
+    keys = rng.random(len(kinds))
+    for dup, original in source.items():
+        if keys[dup] < keys[original]:
+            keys[dup] = rng.uniform(keys[original], 1.0)
+    order = np.argsort(keys, kind="stable")
+    gt_of = np.empty(len(kinds), dtype=np.int64)
+    gt_of[order] = np.arange(len(kinds))
 
     n_boiler = counts["boilerplate_caption"]
     n_short = n_boiler // 3
@@ -611,15 +632,15 @@ def _plan(n_pairs: int, seed: int, mix: NoiseMix) -> list[_Row]:
     boiler_seen = 0
 
     rows: list[_Row] = []
-    clean_ids: list[int] = []
-    for gt_id, noise in enumerate(kinds):
+    for gt_id, spec in enumerate(order.tolist()):
+        noise = kinds[spec]
         path, file = _path_for(gt_id, noise)
         row = _Row(gt_id=gt_id, noise=noise, path=path, file=file, language="en")
         label = CLASSES[int(rng.integers(len(CLASSES)))]
         row.label = label
         row.caption_label = label
         if noise in DUPLICATE_KINDS:
-            original = rows[clean_ids[int(rng.integers(len(clean_ids)))]]
+            original = rows[int(gt_of[source[spec]])]
             row.duplicate_of = original.gt_id
             row.label = row.caption_label = original.label
         elif noise == "mismatched_caption":
@@ -645,12 +666,13 @@ def _plan(n_pairs: int, seed: int, mix: NoiseMix) -> list[_Row]:
             row.label = None
         if noise != "boilerplate_caption":
             assert row.caption_label is not None
-            if row.language == "en":
-                row.caption = english_caption(rng, row.caption_label)
-            else:
-                row.caption = foreign_caption(rng, row.caption_label, row.language or "")
-        if noise == "clean":
-            clean_ids.append(gt_id)
+            taken = rows[row.duplicate_of].caption if row.duplicate_of is not None else None
+            # A duplicate's caption differs from its original's: the same picture re-posted.
+            while row.caption in ("", taken):
+                if row.language == "en":
+                    row.caption = english_caption(rng, row.caption_label)
+                else:
+                    row.caption = foreign_caption(rng, row.caption_label, row.language or "")
         rows.append(row)
     return rows
 
@@ -677,11 +699,12 @@ def _near_duplicate(rng: np.random.Generator, noise: str, original: bytes) -> by
     if noise == "near_duplicate_resize":
         half = (max(1, img.width // 2), max(1, img.height // 2))
         return _jpeg_bytes(img.resize(half, Image.Resampling.LANCZOS), JPEG_QUALITY)
-    # near_duplicate_crop: ~3-6 % off one or two sides, scaled back to the original size.
+    # near_duplicate_crop: 2-4 % off one or two sides, scaled back to the original size. pHash is
+    # shift-sensitive: at 5 % a tenth of crops drift past 10 bits, at 2-4 % the mean is ~5 bits.
     left = top = 0
     right, bottom = img.width, img.height
     for side in rng.choice(4, size=int(rng.integers(1, 3)), replace=False):
-        frac = rng.uniform(0.03, 0.06)
+        frac = rng.uniform(0.02, 0.04)
         if side == 0:
             left = round(img.width * frac)
         elif side == 1:
@@ -711,7 +734,7 @@ def generate_web(
     out_dir: Path,
     n_pairs: int = 2000,
     seed: int = 0,
-    mix: NoiseMix = NoiseMix(),  # noqa: B008 - frozen, so a shared default is safe
+    mix: NoiseMix = NoiseMix(),  # frozen, so one shared default instance is safe
     image_size: tuple[int, int] = (256, 320),
 ) -> SyntheticWeb:
     """Write `n_pairs` labelled pairs under `out_dir`: pictures in files/, ground_truth.parquet.
@@ -778,7 +801,10 @@ def write_input_parquet(
 ) -> Path:
     """Write the pipeline's input table (url, caption, gt_id), rows in a deterministic shuffle."""
     if len({url_col, caption_col, "gt_id"}) != 3:
-        raise ValueError(f"column names must differ from each other and from 'gt_id': {url_col!r}")
+        raise ValueError(
+            f"url_col={url_col!r} and caption_col={caption_col!r} must differ from each other"
+            " and from 'gt_id'"
+        )
     gt = load_ground_truth(web)
     prefix = base_url.rstrip("/") + "/"
     urls = [prefix + quote(p) for p in gt.column("path").to_pylist()]

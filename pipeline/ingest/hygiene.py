@@ -41,8 +41,14 @@ def hygiene_schema(extra: pa.Schema) -> pa.Schema:
     return pa.schema(list(CANDIDATE_CORE) + list(extra) + list(INGEST_WORK))
 
 
-def apply_hygiene(batch: pa.RecordBatch, cfg: IngestConfig, extra: pa.Schema) -> pa.RecordBatch:
-    """Normalise one batch; every input row comes out once, with `reason` null if it passed."""
+def apply_hygiene(
+    batch: pa.RecordBatch, cfg: IngestConfig, extra: pa.Schema, with_tokens: bool = True
+) -> pa.RecordBatch:
+    """Normalise one batch; every input row comes out once, with `reason` null if it passed.
+
+    `tokens` (unigrams and bigrams, for the rare-token rule) is filled only when `with_tokens`,
+    and only for captions whose length passes ALIGN's 3-20 unigram rule.
+    """
     urls = batch.column(RAW_URL).to_pylist()
     captions = batch.column(RAW_CAPTION).to_pylist()
     names = batch.schema.names
@@ -83,7 +89,8 @@ def apply_hygiene(batch: pa.RecordBatch, cfg: IngestConfig, extra: pa.Schema) ->
         caption_keys.append(caption.lower())
         n_chars.append(len(caption))
         n_words.append(len(words))
-        tokens.append(unigrams_and_bigrams(words))
+        wanted = with_tokens and cfg.min_words <= len(words) <= cfg.max_words
+        tokens.append(unigrams_and_bigrams(words) if wanted else [])
 
     schema = hygiene_schema(extra)
     n = len(urls)
@@ -113,8 +120,8 @@ def apply_hygiene(batch: pa.RecordBatch, cfg: IngestConfig, extra: pa.Schema) ->
 
 
 def hygiene_batches(
-    batches: Iterator[pa.RecordBatch], cfg: IngestConfig, extra: pa.Schema
+    batches: Iterator[pa.RecordBatch], cfg: IngestConfig, extra: pa.Schema, with_tokens: bool
 ) -> Iterator[pa.RecordBatch]:
     """`mapInArrow` body for the hygiene pass."""
     for batch in batches:
-        yield apply_hygiene(batch, cfg, extra)
+        yield apply_hygiene(batch, cfg, extra, with_tokens)

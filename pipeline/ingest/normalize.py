@@ -5,8 +5,10 @@ Plain Python on single values; `hygiene.py` maps these over Arrow batches.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ _WHITESPACE_CONTROLS = str.maketrans({c: " " for c in "\t\n\r\x0b\x0c\x85\u2028\
 _WORD = re.compile(r"\w+")
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# The shape of nearly every crawled URL: http(s), plain ASCII host, optional port, no userinfo.
+_SIMPLE_URL = re.compile(r"^(?i:(https?))://([A-Za-z0-9._-]+)(?::(\d{1,5}))?([/?][^#]*)?(?:#.*)?$")
 _ALLOWED_SCHEMES = frozenset(_DEFAULT_PORTS)
 
 
@@ -44,7 +48,7 @@ def tokenize(caption: str) -> list[str]:
 
 def unigrams_and_bigrams(words: list[str]) -> list[str]:
     """The caption's unigrams followed by its bigrams (space-joined), for ALIGN's rare-token rule."""
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
 def make_uid(url: str, caption: str) -> str:
@@ -65,17 +69,59 @@ class UrlVerdict:
     detail: str | None = None
 
 
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+def _valid_ascii_host(host: str) -> bool:
+    """RFC 1123 names (underscores tolerated, as browsers do), at most 253 characters."""
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(_LABEL.match(label) for label in labels)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _host_verdict(host: str, allow_private: bool) -> tuple[str | None, str | None]:
+    """(ASCII host or None if invalid, why it is blocked or None); crawls repeat hosts a lot."""
+    ascii_host = _ascii_host(host)
+    if ascii_host is None or not ascii_host.strip("."):
+        return None, None
+    return ascii_host, None if allow_private else blocked_host_reason(ascii_host)
+
+
 def _ascii_host(host: str) -> str | None:
     if host.isascii():
-        return host.lower()
+        host = host.lower()
+        return host if _valid_ascii_host(host) else None
     try:
         return idna.encode(host, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
         pass
     try:  # IDNA 2003 accepts names (symbols, emoji) that browsers still resolve.
-        return host.encode("idna").decode("ascii").lower()
+        encoded = host.encode("idna").decode("ascii").lower()
     except UnicodeError:
         return None
+    return encoded if _valid_ascii_host(encoded) else None
+
+
+def _normalize_simple_url(url: str, match: re.Match, allow_private: bool) -> UrlVerdict:
+    """Fast path of `normalize_url` for the common URL shape (same result, no urlsplit)."""
+    scheme, host, port_text, rest = match.groups()
+    scheme = scheme.lower()
+    ascii_host, why = _host_verdict(host, allow_private)
+    if ascii_host is None:
+        return UrlVerdict(url, "ingest.invalid_url", f"bad host name {host!r}")
+    if why is not None:
+        return UrlVerdict(url, "ingest.private_host", why)
+    netloc = ascii_host
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return UrlVerdict(url, "ingest.invalid_url", "Port out of range 0-65535")
+        if port != _DEFAULT_PORTS[scheme]:
+            netloc = f"{netloc}:{port}"
+    rest = (rest or "/").removesuffix("?")
+    if rest[0] == "?":
+        rest = "/" + rest
+    return UrlVerdict(f"{scheme}://{netloc}{rest}")
 
 
 def normalize_url(raw: str | None, max_length: int, allow_private: bool) -> UrlVerdict:
@@ -88,6 +134,14 @@ def normalize_url(raw: str | None, max_length: int, allow_private: bool) -> UrlV
         return UrlVerdict(url[:200], "ingest.url_too_long", f"{len(url)} characters")
     if _URL_FORBIDDEN.search(url):
         return UrlVerdict(url, "ingest.invalid_url", "control character or space in URL")
+    simple = _SIMPLE_URL.match(url)
+    if simple is not None:
+        return _normalize_simple_url(url, simple, allow_private)
+    return _normalize_general_url(url, allow_private)
+
+
+def _normalize_general_url(url: str, allow_private: bool) -> UrlVerdict:
+    """Any other URL: parsed with urlsplit (userinfo, IPv6 literals, Unicode hosts, odd schemes)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -108,10 +162,12 @@ def normalize_url(raw: str | None, max_length: int, allow_private: bool) -> UrlV
             return UrlVerdict(url, "ingest.invalid_url", f"bad IPv6 literal {host}")
         ascii_host = f"[{ip.compressed}]"
     else:
-        ascii_host = _ascii_host(host)
-        if ascii_host is None or not ascii_host.strip("."):
+        ascii_host, why = _host_verdict(host, allow_private)
+        if ascii_host is None:
             return UrlVerdict(url, "ingest.invalid_url", f"bad host name {host!r}")
-    if not allow_private:
+        if why is not None:
+            return UrlVerdict(url, "ingest.private_host", why)
+    if is_ipv6 and not allow_private:
         why = blocked_host_reason(ascii_host)
         if why is not None:
             return UrlVerdict(url, "ingest.private_host", why)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, dump_yaml
+from pipeline.ingest.input_check import check_local_input, is_local
 from pipeline.ingest.langid import resolve_model_path
 from pipeline.ledger import count_by_reason, read_ledger
 from pipeline.run_dir import RunDir, replace_dir, write_text_atomically
@@ -30,6 +31,8 @@ def run_ingest(input_path: str, run_dir: Path | str, config: Config) -> dict[str
     started = time.monotonic()
     cfg = config.ingest
     model_path = resolve_model_path(cfg.langid_model)
+    if is_local(str(input_path)):
+        check_local_input(str(input_path), cfg)  # clear errors before the JVM starts
     spark = get_spark(config.spark)
     df, extra = ingest_plan.read_input(spark, str(input_path), cfg)
 
@@ -67,5 +70,7 @@ def run_ingest(input_path: str, run_dir: Path | str, config: Config) -> dict[str
         {"input": str(input_path)},
     )
     shutil.rmtree(work, ignore_errors=True)
-    log.info("ingest: %d rows in, %d candidates, %d dropped", rows_in, rows_kept, rows_in - rows_kept)
+    log.info(
+        "ingest: %d rows in, %d candidates, %d dropped", rows_in, rows_kept, rows_in - rows_kept
+    )
     return entry

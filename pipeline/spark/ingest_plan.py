@@ -16,17 +16,22 @@ from pyspark.sql.types import StringType
 from pipeline.config import IngestConfig, ingest_columns
 from pipeline.errors import InputError
 from pipeline.ingest import decide, hygiene
+from pipeline.ingest.input_check import check_columns
 from pipeline.spark.arrow import map_batches, to_arrow
 from schemas.reasons import check
 from schemas.tables import INGEST_WORK, RESERVED_COLUMNS
 
 log = logging.getLogger(__name__)
 DUPLICATE_PAIR = check("ingest.duplicate_pair")
-_INTERNAL = RESERVED_COLUMNS | set(INGEST_WORK.names) | {
-    decide.CAPTION_REPEATS,
-    decide.URL_CAPTIONS,
-    decide.RARE_TOKEN,
-}
+_INTERNAL = (
+    RESERVED_COLUMNS
+    | set(INGEST_WORK.names)
+    | {
+        decide.CAPTION_REPEATS,
+        decide.URL_CAPTIONS,
+        decide.RARE_TOKEN,
+    }
+)
 
 
 def read_input(spark: SparkSession, path: str, cfg: IngestConfig) -> tuple[DataFrame, pa.Schema]:
@@ -42,28 +47,19 @@ def read_input(spark: SparkSession, path: str, cfg: IngestConfig) -> tuple[DataF
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"input {path}: cannot read as parquet ({first[:300]})") from exc
     cols = ingest_columns(cfg)
-    found = ", ".join(fields) or "none"
-    wanted = [("url", cols["url_col"]), ("caption", cols["caption_col"])]
-    if cols["uid_col"]:
-        wanted.append(("uid", cols["uid_col"]))
-    for role, name in wanted:
-        if name not in fields:
-            raise InputError(
-                f"input {path}: missing {role} column {name!r} (columns found: {found}); "
-                f"set ingest.{role}_col or ingest.preset"
-            )
-        if not isinstance(fields[name], StringType):
-            raise InputError(
-                f"input {path}: {role} column {name!r} has type {fields[name].simpleString()}, "
-                "expected string"
-            )
+    used = set(
+        check_columns(
+            path,
+            {n: None if isinstance(t, StringType) else t.simpleString() for n, t in fields.items()},
+            cfg,
+        )
+    )
     mapped = [
         F.col(f"`{cols['url_col']}`").alias(hygiene.RAW_URL),
         F.col(f"`{cols['caption_col']}`").alias(hygiene.RAW_CAPTION),
     ]
     if cols["uid_col"]:
         mapped.append(F.col(f"`{cols['uid_col']}`").alias(hygiene.RAW_UID))
-    used = {name for _, name in wanted}
     carried = []
     for name in fields:
         if name in used:
@@ -76,10 +72,16 @@ def read_input(spark: SparkSession, path: str, cfg: IngestConfig) -> tuple[DataF
         F.col("_metadata.file_path").alias(hygiene.SOURCE_FILE),
         F.col("_metadata.row_index").alias(hygiene.SOURCE_ROW),
     )
+    # A small file is one input split: spread it so every core runs the Python passes.
+    parallelism = spark.sparkContext.defaultParallelism
+    if df.rdd.getNumPartitions() < parallelism:
+        df = df.repartition(parallelism)
     try:
         empty = df.isEmpty()
     except (PySparkException, Py4JJavaError) as exc:
-        raise InputError(f"input {path}: cannot read rows ({str(exc).splitlines()[0][:300]})") from exc
+        raise InputError(
+            f"input {path}: cannot read rows ({str(exc).splitlines()[0][:300]})"
+        ) from exc
     if empty:
         raise InputError(f"input {path}: no rows (expected a table of url and caption pairs)")
     extra = to_arrow(df.select(*[c for c in df.columns if c not in _RAW_AND_SOURCE]).schema)
@@ -114,7 +116,7 @@ def vocabulary_floor(count_histogram: list[tuple[int, int]], vocab_size: int) ->
     floor = 1
     for count, n_tokens in sorted(count_histogram, reverse=True):
         if total + n_tokens > vocab_size:
-            return count + 1
+            return floor if total else count + 1
         total += n_tokens
         floor = count
     return floor if total else 1
@@ -141,13 +143,24 @@ def _rare_tokens(df: DataFrame, cfg: IngestConfig) -> DataFrame | None:
     )
 
 
+def rare_rule_can_apply(n_rows: int, cfg: IngestConfig) -> bool:
+    """Whether any token can fall outside the vocabulary.
+
+    Tokens are counted over captions of at most `max_words` unigrams, so a caption has at most
+    2 * max_words - 1 unigrams and bigrams: below `vocab_size` distinct tokens in total, ALIGN's
+    rank cut keeps everything, and the whole token count (an explode and a shuffle) is skipped.
+    """
+    return cfg.min_token_count > 1 or n_rows * (2 * cfg.max_words - 1) > cfg.vocab_size
+
+
 def ingest_decisions(
     df: DataFrame, cfg: IngestConfig, extra: pa.Schema, model_path: str
 ) -> DataFrame:
     """Every input row once, with `reason` null for kept candidates, else its reason code."""
+    with_tokens = rare_rule_can_apply(df.count(), cfg)
     hyg = map_batches(
         df,
-        functools.partial(hygiene.hygiene_batches, cfg=cfg, extra=extra),
+        functools.partial(hygiene.hygiene_batches, cfg=cfg, extra=extra, with_tokens=with_tokens),
         hygiene.hygiene_schema(extra),
     )
     # Duplicates: the first occurrence in input order (file, row) is kept, whatever the partitioning.
@@ -157,7 +170,7 @@ def ingest_decisions(
         "_first", F.first(F.concat_ws(":", hygiene.SOURCE_FILE, hygiene.SOURCE_ROW)).over(by_pair)
     )
     hyg = _mark(hyg, F.col("_rank") > 1, DUPLICATE_PAIR, F.concat(F.lit("first at "), "_first"))
-    if "_raw_uid" in df.columns:
+    if hygiene.RAW_UID in df.columns:
         by_uid = Window.partitionBy("uid").orderBy(*order)
         hyg = hyg.withColumn("_rank", F.row_number().over(by_uid))
         hyg = _mark(hyg, F.col("_rank") > 1, DUPLICATE_PAIR, F.lit("uid seen earlier"))
@@ -167,12 +180,15 @@ def ingest_decisions(
     hyg = hyg.withColumn(
         decide.CAPTION_REPEATS, F.count(alive).over(Window.partitionBy("caption_key"))
     ).withColumn(decide.URL_CAPTIONS, F.count(alive).over(Window.partitionBy("url")))
-    hyg = hyg.persist()
-    rare = _rare_tokens(hyg, cfg)
+    rare = None
+    if with_tokens:
+        hyg = hyg.persist()  # read twice: for the token counts and for the decisions
+        rare = _rare_tokens(hyg, cfg)
     if rare is None:
         hyg = hyg.withColumn(decide.RARE_TOKEN, F.lit(None).cast("string"))
     else:
         hyg = hyg.join(rare, "pair_key", "left")
+    hyg = hyg.drop("tokens", "caption_key")
     return map_batches(
         hyg,
         functools.partial(decide.decide_batches, cfg=cfg, model_path=model_path),

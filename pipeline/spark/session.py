@@ -61,6 +61,9 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     # Executors in local mode must run this interpreter (the one with our packages installed).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if not is_cluster(master):
+        # Local mode talks to itself only: bind to loopback, never to a routable interface.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master(master)
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)

@@ -122,7 +122,7 @@ def ingested(spark, tmp_path_factory):
 
 
 def test_every_rule_gives_its_exact_reason(ingested):
-    src, run, _ = ingested
+    _, run, _ = ingested
     cands = pq.read_table(run.candidates).to_pylist()
     kept_cases = {r["case"] for r in cands}
     expected_kept = {c[0] for c in CASES if c[3] is None}

@@ -4,4 +4,6 @@ import sys
 
 from pipeline.cli import main
 
-sys.exit(main())
+# Guarded: img2dataset spawns worker processes, which re-import the main module.
+if __name__ == "__main__":
+    sys.exit(main())

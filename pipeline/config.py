@@ -68,6 +68,37 @@ class IngestConfig:
     min_lang_score: float = 0.0
 
 
+@dataclass(frozen=True)
+class DownloadConfig:
+    """img2dataset settings plus our guards. Defaults: LAION's img2dataset recipe."""
+
+    # multiprocessing on one machine; pyspark on a cluster; auto picks by spark.master.
+    distributor: str = "auto"
+    processes: int = 0  # 0 = one per core
+    threads: int = 64
+    timeout: float = 10.0  # per socket operation (img2dataset's default)
+    deadline: float = 60.0  # whole request including redirects and body, against slow drips
+    retries: int = 0
+    samples_per_shard: int = 10_000
+    # LAION: smaller side resized to 256 keeping the ratio, never upscaled.
+    image_size: int = 256
+    resize_mode: str = "keep_ratio"
+    resize_only_if_bigger: bool = True
+    encode_quality: int = 95
+    encode_format: str = "jpg"
+    # ALIGN: shorter side over 200 px; aspect ratio under 3 (checked on the original size).
+    min_image_size: int = 200
+    max_aspect_ratio: float = 3.0
+    max_bytes: int = 20 * 1024 * 1024
+    # Pillow's default decompression-bomb limit; checked from the header, before decoding.
+    max_pixels: int = 89_478_485
+    max_redirects: int = 5
+    user_agent_token: str = "img2dataset"
+    disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
+    allow_private_networks: bool = False
+    max_shard_retry: int = 1
+
+
 PRESETS: dict[str, dict[str, str]] = {
     "default": {"url_col": "url", "caption_col": "caption", "uid_col": ""},
     "laion": {"url_col": "URL", "caption_col": "TEXT", "uid_col": ""},
@@ -81,6 +112,7 @@ class Config:
 
     spark: SparkConfig = field(default_factory=SparkConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
 
 
 def _section_types() -> dict[str, type]:
@@ -210,6 +242,25 @@ def validate(config: Config) -> None:
         )
     if not ing.languages:
         raise ConfigError("config ingest.languages: expected a list of codes such as [en], or all")
+    dl = config.download
+    if dl.distributor not in ("auto", "multiprocessing", "pyspark"):
+        raise ConfigError(
+            f"config download.distributor: expected auto, multiprocessing or pyspark, got {dl.distributor!r}"
+        )
+    if dl.resize_mode not in ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"):
+        raise ConfigError(f"config download.resize_mode: unknown mode {dl.resize_mode!r}")
+    for name in ("threads", "samples_per_shard", "image_size", "max_bytes", "max_pixels"):
+        if getattr(dl, name) < 1:
+            raise ConfigError(
+                f"config download.{name}: must be at least 1, got {getattr(dl, name)}"
+            )
+    for name in ("processes", "retries", "min_image_size", "max_redirects", "max_shard_retry"):
+        if getattr(dl, name) < 0:
+            raise ConfigError(f"config download.{name}: must be >= 0, got {getattr(dl, name)}")
+    if dl.timeout <= 0 or dl.deadline <= 0 or dl.max_aspect_ratio < 1:
+        raise ConfigError(
+            "config download: timeout and deadline must be > 0, max_aspect_ratio >= 1"
+        )
     if config.spark.task_max_failures < 1:
         raise ConfigError("config spark.task_max_failures: must be at least 1")
 

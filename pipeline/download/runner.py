@@ -1,0 +1,109 @@
+"""Runs img2dataset with our guards plugged in: the guarded opener in every download process and
+the header/truncation check before every decode."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import img2dataset
+from img2dataset.downloader import Downloader
+
+from pipeline.config import DownloadConfig
+from pipeline.download import fetch_guard
+from pipeline.download.image_guard import SafeResizer
+
+log = logging.getLogger(__name__)
+# `img2dataset.main` the attribute is the CLI function; the module is what builds the components.
+img2dataset_main = importlib.import_module("img2dataset.main")
+
+
+class SafeDownloader(Downloader):
+    """img2dataset's Downloader; each process installs the guarded opener before its first shard."""
+
+    def __init__(self, *args, fetch_policy: fetch_guard.FetchPolicy, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetch_policy = fetch_policy
+
+    def __call__(self, row):  # type: ignore[no-untyped-def]
+        fetch_guard.install(self.fetch_policy)
+        return super().__call__(row)
+
+
+def fetch_policy(cfg: DownloadConfig) -> fetch_guard.FetchPolicy:
+    return fetch_guard.FetchPolicy(
+        allow_private_networks=cfg.allow_private_networks,
+        max_bytes=cfg.max_bytes,
+        deadline=cfg.deadline,
+        max_redirects=cfg.max_redirects,
+    )
+
+
+@contextlib.contextmanager
+def guarded_components(cfg: DownloadConfig) -> Iterator[None]:
+    """Swap img2dataset's Downloader and Resizer for the guarded ones while `download` runs.
+
+    img2dataset builds both inside `download()` with no hook; the replacements are module-level
+    classes, so they pickle to spawned processes and Spark executors by reference.
+    """
+    saved = (img2dataset_main.Downloader, img2dataset_main.Resizer)
+    img2dataset_main.Downloader = functools.partial(SafeDownloader, fetch_policy=fetch_policy(cfg))
+    img2dataset_main.Resizer = functools.partial(SafeResizer, max_pixels=cfg.max_pixels)
+    try:
+        yield
+    finally:
+        img2dataset_main.Downloader, img2dataset_main.Resizer = saved
+
+
+def img2dataset_options(cfg: DownloadConfig, distributor: str, columns: list[str]) -> dict:
+    """The img2dataset.download keyword arguments our settings map to."""
+    return {
+        "input_format": "parquet",
+        "url_col": "url",
+        "caption_col": "caption",
+        "save_additional_columns": columns,
+        "output_format": "webdataset",
+        "processes_count": cfg.processes or os.cpu_count() or 1,
+        "thread_count": cfg.threads,
+        "image_size": cfg.image_size,
+        "resize_mode": cfg.resize_mode,
+        "resize_only_if_bigger": cfg.resize_only_if_bigger,
+        "encode_quality": cfg.encode_quality,
+        "encode_format": cfg.encode_format,
+        "number_sample_per_shard": cfg.samples_per_shard,
+        "timeout": cfg.timeout,
+        "retries": cfg.retries,
+        "min_image_size": cfg.min_image_size,
+        "max_aspect_ratio": cfg.max_aspect_ratio,
+        "user_agent_token": cfg.user_agent_token or None,
+        "disallowed_header_directives": list(cfg.disallowed_header_directives),
+        "distributor": distributor,
+        "incremental_mode": "incremental",
+        "max_shard_retry": cfg.max_shard_retry,
+        "compute_hash": "sha256",
+        "extract_exif": False,
+        "enable_wandb": False,
+        "oom_shard_count": 5,
+    }
+
+
+def run_img2dataset(
+    input_file: Path, output_dir: Path, cfg: DownloadConfig, distributor: str, columns: list[str]
+) -> None:
+    """Download every row of `input_file` into webdataset shards under `output_dir`.
+
+    img2dataset's incremental mode skips shards whose `_stats.json` exists, so a killed run
+    resumes without re-downloading finished shards.
+    """
+    # Second line of defence for formats Pillow cannot parse: spawned workers import OpenCV
+    # fresh, and OpenCV reads this bound when it loads.
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(cfg.max_pixels)
+    options = img2dataset_options(cfg, distributor, columns)
+    log.info("download: img2dataset (%s) into %s", distributor, output_dir)
+    with guarded_components(cfg):
+        img2dataset.download(url_list=str(input_file), output_folder=str(output_dir), **options)

@@ -71,6 +71,9 @@ DUPLICATE_KINDS = frozenset(
         "near_duplicate_crop",
     }
 )
+# (width, height) of clean pictures: half of it (a resized near-duplicate) still passes the
+# 200 px minimum of ALIGN/DataComp, so the download keeps it for the dedup stage to find.
+DEFAULT_IMAGE_SIZE = (416, 480)
 # Fault rows whose URL serves no picture at all: their `label` is null.
 PICTURELESS_FAULTS = frozenset(
     {"fault_404", "fault_500", "fault_html", "fault_empty", "fault_bomb"}
@@ -735,7 +738,7 @@ def generate_web(
     n_pairs: int = 2000,
     seed: int = 0,
     mix: NoiseMix = NoiseMix(),  # frozen, so one shared default instance is safe
-    image_size: tuple[int, int] = (256, 320),
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
 ) -> SyntheticWeb:
     """Write `n_pairs` labelled pairs under `out_dir`: pictures in files/, ground_truth.parquet.
 
@@ -828,7 +831,7 @@ def generate_eval_set(
     out_dir: Path,
     n_per_class: int = 10,
     seed: int = 1,
-    image_size: tuple[int, int] = (256, 320),
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
 ) -> pa.Table:
     """Write clean held-out pictures, `n_per_class` per class, for zero-shot evaluation.
 

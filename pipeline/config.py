@@ -6,6 +6,7 @@ Defaults are the published recipes (see ../shared/REFERENCE.md); every threshold
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -96,6 +97,8 @@ class DownloadConfig:
     user_agent_token: str = "img2dataset"
     disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
     allow_private_networks: bool = False
+    # Private CIDR blocks fetched anyway (e.g. [10.20.0.0/16] for an internal image store).
+    allowed_networks: tuple[str, ...] = ()
     max_shard_retry: int = 1
 
 
@@ -261,6 +264,13 @@ def validate(config: Config) -> None:
         raise ConfigError(
             "config download: timeout and deadline must be > 0, max_aspect_ratio >= 1"
         )
+    for net in dl.allowed_networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise ConfigError(
+                f"config download.allowed_networks: {net!r} is not a CIDR block ({exc})"
+            ) from exc
     if config.spark.task_max_failures < 1:
         raise ConfigError("config spark.task_max_failures: must be at least 1")
 

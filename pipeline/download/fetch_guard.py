@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 from urllib.response import addinfourl
 
-from pipeline.net_policy import blocked_host_reason, is_blocked_address
+from pipeline.net_policy import blocked_host_reason, is_blocked_address, parse_ip_literal
 
 BLOCKED = "[blocked_address]"
 TOO_LARGE = "[too_large]"
@@ -39,9 +39,25 @@ class FetchPolicy:
     """Limits for one download process. Picklable: it travels to spawned workers and executors."""
 
     allow_private_networks: bool = False
+    # CIDR blocks fetched even though they are private (an internal image store, a test server).
+    allowed_networks: tuple[str, ...] = ()
     max_bytes: int = 20 * 1024 * 1024
     deadline: float = 60.0
     max_redirects: int = 5
+
+    def address_allowed(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        if self.allow_private_networks or not is_blocked_address(ip):
+            return True
+        return any(ip in ipaddress.ip_network(net, strict=False) for net in self.allowed_networks)
+
+    def host_refusal(self, host: str) -> str | None:
+        """Why a host is refused before resolving it (names and literals), or None."""
+        if self.allow_private_networks:
+            return None
+        ip = parse_ip_literal(host)
+        if ip is not None:
+            return None if self.address_allowed(ip) else f"address {ip} is not globally routable"
+        return blocked_host_reason(host)
 
 
 class FetchRefused(OSError):
@@ -57,15 +73,14 @@ def guarded_create_connection(
 ) -> socket.socket:
     """Resolve, refuse non-global addresses (unless allowed), connect to a checked address."""
     host, port = address
-    if not policy.allow_private_networks:
-        why = blocked_host_reason(host)
-        if why is not None:
-            raise FetchRefused(f"{BLOCKED} {why}")
+    why = policy.host_refusal(host)
+    if why is not None:
+        raise FetchRefused(f"{BLOCKED} {why}")
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     last_error: OSError | None = None
     for family, kind, proto, _, sockaddr in infos:
         ip = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
-        if not policy.allow_private_networks and is_blocked_address(ip):
+        if not policy.address_allowed(ip):
             raise FetchRefused(
                 f"{BLOCKED} host {host} resolves to {ip}, which is not globally routable"
             )
@@ -139,10 +154,9 @@ class _GuardedRedirectHandler(urllib.request.HTTPRedirectHandler):
             raise FetchRefused(
                 f"{BLOCKED} redirect to scheme {parts.scheme or 'none'}: {newurl[:200]}"
             )
-        if not self.policy.allow_private_networks and parts.hostname:
-            why = blocked_host_reason(parts.hostname)
-            if why is not None:
-                raise FetchRefused(f"{BLOCKED} redirect to {why}")
+        why = self.policy.host_refusal(parts.hostname or "")
+        if why is not None:
+            raise FetchRefused(f"{BLOCKED} redirect to {why}")
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and hasattr(req, "curate_started"):
             new.curate_started = req.curate_started  # the deadline covers the whole chain

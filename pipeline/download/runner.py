@@ -38,6 +38,7 @@ class SafeDownloader(Downloader):
 def fetch_policy(cfg: DownloadConfig) -> fetch_guard.FetchPolicy:
     return fetch_guard.FetchPolicy(
         allow_private_networks=cfg.allow_private_networks,
+        allowed_networks=cfg.allowed_networks,
         max_bytes=cfg.max_bytes,
         deadline=cfg.deadline,
         max_redirects=cfg.max_redirects,

@@ -1,0 +1,100 @@
+"""Header and truncation checks before decoding; the bomb is refused without allocating it."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from PIL import Image
+
+from pipeline.download.image_guard import inspect_image
+
+
+def _jpeg(size=(300, 240)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _png(size=(300, 240), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _bomb() -> bytes:
+    # A 1-bit 14000x14000 PNG of zeros: about 24 kB on disk, 196 megapixels decoded.
+    buf = io.BytesIO()
+    Image.new("1", (14000, 14000)).save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (_jpeg(), None),
+        (_jpeg() + b"\x00" * 100, None),  # padding after the end-of-image marker is fine
+        (_png(), None),
+        (
+            _jpeg()[: len(_jpeg()) // 2],
+            "Image decoding error: truncated JPEG (no end-of-image marker)",
+        ),
+        (_png()[:-20], "Image decoding error: truncated PNG (no IEND chunk)"),
+        (b"", "Image decoding error: not a recognised image (UnidentifiedImageError)"),
+        (
+            b"<html><body>nope</body></html>",
+            "Image decoding error: not a recognised image (UnidentifiedImageError)",
+        ),
+        (_png((9000, 9000), "1"), "[too_many_pixels] 9000x9000 declared, limit 50000000 pixels"),
+    ],
+)
+def test_inspect_image(data, expected):
+    assert inspect_image(data, max_pixels=50_000_000) == expected
+
+
+def test_bomb_header_is_refused():
+    bomb = _bomb()
+    assert len(bomb) < 40_000
+    assert inspect_image(bomb, max_pixels=89_478_485).startswith("[too_many_pixels]")
+
+
+_MEASURE = textwrap.dedent(
+    """
+    import io, json, resource, sys
+    from PIL import Image
+    from img2dataset.resizer import Resizer
+    from pipeline.download.image_guard import SafeResizer
+    buf = io.BytesIO(); Image.new("1", (14000, 14000)).save(buf, "PNG", optimize=True)
+    kwargs = dict(image_size=256, resize_mode="keep_ratio", resize_only_if_bigger=True)
+    resizer = SafeResizer(max_pixels=89_478_485, **kwargs) if sys.argv[1] == "safe" else Resizer(**kwargs)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = resizer(io.BytesIO(buf.getvalue()))
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"growth_mb": (after - before) / 1024, "error": result[-1]}))
+    """
+)
+
+
+def _peak_growth(which: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, which],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={"NO_ALBUMENTATIONS_UPDATE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_bomb_is_refused_without_the_memory_growing():
+    guarded = _peak_growth("safe")
+    assert guarded["error"].startswith("[too_many_pixels]")
+    assert guarded["growth_mb"] < 100
+    # The control: img2dataset's own resizer decodes it (about 196 MB) before any size check.
+    bare = _peak_growth("bare")
+    assert bare["growth_mb"] > 150

@@ -1,0 +1,222 @@
+"""The download stage end to end: the synthetic web served on 127.0.0.1, img2dataset with our
+guards, every fault ending as its reason code, the accounting identity, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import load_config
+from pipeline.demo.image_server import ImageServer
+from pipeline.demo.synthetic_web import (
+    NoiseMix,
+    generate_web,
+    load_ground_truth,
+    write_input_parquet,
+)
+from pipeline.download.stage import complete_shards, run_download
+from pipeline.ingest.stage import run_ingest
+from pipeline.ledger import read_ledger
+from pipeline.run_dir import RunDir
+
+LOCAL_DOWNLOAD = [
+    "download.allowed_networks=[127.0.0.1/32]",
+    "download.timeout=1",
+    "download.processes=2",
+    "download.threads=8",
+    "download.samples_per_shard=40",
+]
+
+EXPECTED = {
+    "fault_404": "download.http_error",
+    "fault_500": "download.http_error",
+    "fault_slow": "download.timeout",
+    "fault_truncated": "download.decode_error",
+    "fault_html": "download.decode_error",
+    "fault_empty": "download.decode_error",
+    "fault_bomb": "download.too_many_pixels",
+    "fault_noai": "download.opted_out",
+    "small_image": "download.image_too_small",
+    "extreme_aspect": "download.aspect_ratio",
+}
+
+
+@pytest.fixture(scope="module")
+def web_and_server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("web")
+    # Twice the default share of each fault so every kind appears in a small web.
+    mix = NoiseMix(
+        clean=0.36,
+        **{
+            f"fault_{k}": 0.02
+            for k in (
+                "404",
+                "500",
+                "slow",
+                "truncated",
+                "html",
+                "empty",
+                "bomb",
+                "noai",
+                "redirect",
+            )
+        },
+    )
+    web = generate_web(base / "web", n_pairs=200, seed=3, mix=mix)
+    with ImageServer(web.files_dir, slow_seconds=3) as server:
+        yield web, server
+
+
+@pytest.fixture(scope="module")
+def ingested(spark, web_and_server, tmp_path_factory):
+    """A run directory with ingest complete (shared; each test copies it)."""
+    web, server = web_and_server
+    base = tmp_path_factory.mktemp("ingested")
+    src = write_input_parquet(web, server.base_url, base / "input.parquet")
+    run_ingest(str(src), base / "run", load_config(None, ["ingest.allow_private_networks=true"]))
+    return base / "run"
+
+
+def _copy(run: Path, target: Path) -> RunDir:
+    shutil.copytree(run, target)
+    return RunDir(target)
+
+
+def _shard_rows(run: RunDir) -> pa.Table:
+    files = sorted(run.downloads.glob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f, columns=["uid", "gt_id", "status"]) for f in files])
+
+
+@pytest.fixture(scope="module")
+def downloaded(ingested, web_and_server, tmp_path_factory):
+    _, server = web_and_server
+    run = _copy(ingested, tmp_path_factory.mktemp("dl") / "run")
+    before = server.request_count
+    entry = run_download(run.root, load_config(None, LOCAL_DOWNLOAD))
+    return run, entry, server.request_count - before
+
+
+def test_every_fault_ends_as_its_reason_code(downloaded, web_and_server):
+    run, _, _ = downloaded
+    web, _ = web_and_server
+    noise = dict(
+        zip(*load_ground_truth(web).select(["gt_id", "noise"]).to_pydict().values(), strict=True)
+    )
+    gt_of_uid = dict(
+        zip(*_shard_rows(run).select(["uid", "gt_id"]).to_pydict().values(), strict=True)
+    )
+    reasons = {
+        row["uid"]: row["reason"] for row in read_ledger(run.ledger_for("download")).to_pylist()
+    }
+    seen: dict[str, set] = {}
+    for uid, gt_id in gt_of_uid.items():
+        seen.setdefault(noise[gt_id], set()).add(reasons.get(uid))
+    for kind, code in EXPECTED.items():
+        assert seen[kind] == {code}, kind
+    for kind in (
+        "clean",
+        "fault_redirect",
+        "exact_duplicate",
+        "near_duplicate_resize",
+        "near_duplicate_crop",
+    ):
+        assert seen[kind] == {None}, kind
+
+
+def test_accounting_identity(downloaded):
+    run, entry, _ = downloaded
+    n_candidates = pq.read_table(run.candidates).num_rows
+    shard_rows = _shard_rows(run)
+    successes = shard_rows.filter(pa.compute.equal(shard_rows.column("status"), "success")).num_rows
+    ledger = read_ledger(run.ledger_for("download"))
+    assert successes + ledger.num_rows == n_candidates
+    assert (entry["rows_in"], entry["rows_kept"]) == (n_candidates, successes)
+    assert set(ledger.column("stage").to_pylist()) == {"download"}
+    # Every candidate is accounted for exactly once.
+    uids = shard_rows.column("uid").to_pylist()
+    assert sorted(uids) == sorted(pq.read_table(run.candidates).column("uid").to_pylist())
+
+
+def test_shards_are_webdataset_with_uid_carried(downloaded):
+    import tarfile
+
+    run, entry, _ = downloaded
+    tars = sorted(run.downloads.glob("*.tar"))
+    assert len(tars) == entry["shards"] == len(complete_shards(run.downloads))
+    with tarfile.open(tars[0]) as tar:
+        names = tar.getnames()
+        meta = next(m for m in tar.getmembers() if m.name.endswith(".json"))
+        record = __import__("json").loads(tar.extractfile(meta).read())
+    assert any(n.endswith(".jpg") for n in names) and any(n.endswith(".txt") for n in names)
+    assert len(record["uid"]) == 32 and record["lang"] == "en"
+
+
+def test_finished_run_makes_no_request(downloaded, web_and_server):
+    run, entry, requests = downloaded
+    _, server = web_and_server
+    assert requests > 0
+    before = server.request_count
+    assert run_download(run.root, load_config(None, LOCAL_DOWNLOAD)) == entry
+    assert server.request_count == before
+
+
+def test_default_config_refuses_loopback(ingested, web_and_server, tmp_path):
+    _, server = web_and_server
+    run = _copy(ingested, tmp_path / "run")
+    before = server.request_count
+    entry = run_download(run.root, load_config(None, ["download.processes=1"]))
+    assert entry["rows_kept"] == 0
+    assert entry["dropped_by_reason"] == {"download.blocked_address": entry["rows_in"]}
+    assert server.request_count == before  # refused before connecting
+
+
+def test_killed_download_resumes_without_loss_or_duplicates(ingested, downloaded, tmp_path):
+    reference, _, _ = downloaded
+    run = _copy(ingested, tmp_path / "run")
+    overrides = [
+        *LOCAL_DOWNLOAD[:2],
+        "download.processes=1",
+        "download.threads=2",
+        "download.samples_per_shard=8",
+    ]
+    args = [sys.executable, "-m", "pipeline", "download", "--run-dir", str(run.root)]
+    for o in overrides:
+        args += ["--set", o]
+    proc = subprocess.Popen(
+        args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while (
+        not complete_shards(run.downloads) and time.monotonic() < deadline and proc.poll() is None
+    ):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_candidates = pq.read_table(run.candidates).num_rows
+    expected_shards = -(-n_candidates // 8)
+    done = len(complete_shards(run.downloads))
+    assert 0 < done < expected_shards, "the kill must land part-way"
+    assert not run.is_complete("download")
+
+    run_download(run.root, load_config(None, overrides))
+    rows = _shard_rows(run)
+    uids = rows.column("uid").to_pylist()
+    assert len(uids) == len(set(uids)) == n_candidates
+    ok = set(
+        rows.filter(pa.compute.equal(rows.column("status"), "success")).column("uid").to_pylist()
+    )
+    ref = _shard_rows(reference)
+    assert ok == set(
+        ref.filter(pa.compute.equal(ref.column("status"), "success")).column("uid").to_pylist()
+    )
+    ledger = read_ledger(run.ledger_for("download")).column("uid").to_pylist()
+    assert len(ledger) == len(set(ledger)) == n_candidates - len(ok)

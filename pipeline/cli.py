@@ -26,6 +26,14 @@ def _download(args: argparse.Namespace, config: Config) -> None:
     run_download(args.run_dir, config)
 
 
+def _demo(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.demo.run_demo import run_demo, summary_lines
+
+    stats = run_demo(args.run_dir, config, pairs=args.pairs, seed=args.seed)
+    print("\n".join(summary_lines(stats)))
+    print(f"\nrun directory: {Path(args.run_dir).resolve()}")
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], bool]] = {
     # name: (help, handler, takes --input)
     "ingest": (
@@ -34,6 +42,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], boo
         True,
     ),
     "download": ("download candidates/ with img2dataset into downloads/", _download, False),
+    "demo": ("run the pipeline on a generated synthetic web served on 127.0.0.1", _demo, False),
 }
 
 
@@ -45,7 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         if takes_input:
             p.add_argument("--input", required=True, help="parquet file, folder, glob or URL")
-        p.add_argument("--run-dir", required=True, type=Path, help="the run directory")
+        if name == "demo":
+            p.add_argument(
+                "--run-dir", type=Path, default=Path("runs/demo"), help="the run directory"
+            )
+            p.add_argument("--pairs", type=int, default=2000, help="size of the synthetic web")
+            p.add_argument("--seed", type=int, default=0, help="seed of the synthetic web")
+        else:
+            p.add_argument("--run-dir", required=True, type=Path, help="the run directory")
         p.add_argument("--config", type=Path, help="YAML config file")
         p.add_argument(
             "--set",

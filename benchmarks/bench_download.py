@@ -78,7 +78,7 @@ def main() -> None:
                     config.download, "multiprocessing", ["uid", "lang", "lang_score"]
                 )
                 bare, _ = timed(
-                    lambda i=i, bare_in=bare_in: img2dataset.download(
+                    lambda i=i, bare_in=bare_in, options=options: img2dataset.download(
                         url_list=str(bare_in), output_folder=str(work / f"bare_out_{i}"), **options
                     )
                 )

@@ -26,6 +26,18 @@ def _download(args: argparse.Namespace, config: Config) -> None:
     run_download(args.run_dir, config)
 
 
+def _annotate(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.annotate.stage import run_annotate
+
+    run_annotate(args.run_dir, config)
+
+
+def _dedup(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.dedup.stage import run_dedup
+
+    run_dedup(args.run_dir, config)
+
+
 def _demo(args: argparse.Namespace, config: Config) -> None:
     from pipeline.demo.run_demo import run_demo, summary_lines
 
@@ -42,6 +54,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], boo
         True,
     ),
     "download": ("download candidates/ with img2dataset into downloads/", _download, False),
+    "annotate": (
+        "per-image sizes, sha256 and pHash of downloads/ into annotations/",
+        _annotate,
+        False,
+    ),
+    "dedup": ("exact and near-duplicate clusters and eval overlap into dedup/", _dedup, False),
     "demo": ("run the pipeline on a generated synthetic web served on 127.0.0.1", _demo, False),
 }
 

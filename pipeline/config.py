@@ -102,6 +102,37 @@ class DownloadConfig:
     max_shard_retry: int = 1
 
 
+@dataclass(frozen=True)
+class AnnotateConfig:
+    """Per-image annotation of the downloaded shards."""
+
+    # JPEGs are decoded in draft mode (DCT-domain downscaling) to at least this many pixels on
+    # each side: pHash only looks at a 32x32 grey image, so a full decode is wasted work.
+    draft_size: int = 64
+    batch_rows: int = 2000
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """Exact and near-duplicate clusters over pHash, and decontamination against eval images."""
+
+    # Hamming radius on 64-bit pHash. Re-encodes and half-size resizes of a picture land within
+    # 4 bits, 1-2 % crops within 6 (measured on the synthetic web after download); unrelated
+    # pictures differ by about 32 bits (half of them, sd 4), so 6 is far out in that tail. The
+    # band index then has 7 bands of 9-10 bits, which keeps buckets small (N^2 / 2^9 candidates).
+    max_distance: int = 6
+    # auto: highest clip_score when annotations have one, else the largest original image;
+    # largest: always the largest. Ties go to the smallest uid.
+    keep: str = "auto"
+    # Evaluation images (a folder of images) or their hashes (parquet with a `phash` column):
+    # samples within max_distance of one of them are dropped as dedup.eval_overlap.
+    exclude: str = ""
+    # Buckets of a band with more distinct hashes than this are skipped (logged, counted in
+    # stats.json): such a bucket is a degenerate hash family, and would cost its size squared.
+    max_bucket_size: int = 20_000
+    max_iterations: int = 50
+
+
 PRESETS: dict[str, dict[str, str]] = {
     "default": {"url_col": "url", "caption_col": "caption", "uid_col": ""},
     "laion": {"url_col": "URL", "caption_col": "TEXT", "uid_col": ""},
@@ -116,6 +147,8 @@ class Config:
     spark: SparkConfig = field(default_factory=SparkConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
 
 
 def _section_types() -> dict[str, type]:
@@ -271,6 +304,17 @@ def validate(config: Config) -> None:
             raise ConfigError(
                 f"config download.allowed_networks: {net!r} is not a CIDR block ({exc})"
             ) from exc
+    if config.annotate.draft_size < 32 or config.annotate.batch_rows < 1:
+        raise ConfigError("config annotate: draft_size must be >= 32 and batch_rows >= 1")
+    dd = config.dedup
+    if not 0 <= dd.max_distance <= 31:
+        raise ConfigError(
+            f"config dedup.max_distance: expected 0 to 31 bits, got {dd.max_distance}"
+        )
+    if dd.keep not in ("auto", "largest"):
+        raise ConfigError(f"config dedup.keep: expected auto or largest, got {dd.keep!r}")
+    if dd.max_bucket_size < 2 or dd.max_iterations < 1:
+        raise ConfigError("config dedup: max_bucket_size must be >= 2 and max_iterations >= 1")
     if config.spark.task_max_failures < 1:
         raise ConfigError("config spark.task_max_failures: must be at least 1")
 

@@ -28,6 +28,14 @@ class RunDir:
         return self.root / "downloads"
 
     @property
+    def annotations(self) -> Path:
+        return self.root / "annotations"
+
+    @property
+    def dedup(self) -> Path:
+        return self.root / "dedup"
+
+    @property
     def ledger(self) -> Path:
         return self.root / "ledger"
 
@@ -55,6 +63,15 @@ class RunDir:
     def is_complete(self, stage: str) -> bool:
         """A stage is complete once its entry is in stats.json (written last, atomically)."""
         return stage in self.stats().get("stages", {})
+
+    def require(self, stage: str, command: str) -> None:
+        """InputError unless `stage` is complete (the stage before the one being run)."""
+        if not self.is_complete(stage):
+            from pipeline.errors import InputError
+
+            raise InputError(
+                f"run directory {self.root}: no complete {stage} stage (run `curate {command}` first)"
+            )
 
 
 def write_text_atomically(path: Path, text: str) -> None:

@@ -80,6 +80,17 @@ _ALL = [
     Reason("download.too_many_redirects", "more redirects than download.max_redirects"),
     Reason("download.resize_error", "the image decoded but could not be resized or encoded"),
     Reason("download.failed", "img2dataset reported a failure with no more specific code"),
+    # annotate
+    Reason("annotate.decode_error", "the stored image cannot be decoded for hashing"),
+    Reason("annotate.missing_image", "a downloaded sample has no image member in its shard"),
+    Reason("annotate.unreadable_shard", "the shard's tar cannot be read"),
+    # dedup
+    Reason("dedup.exact_duplicate", "same image bytes or same pHash as the cluster's kept sample"),
+    Reason(
+        "dedup.near_duplicate",
+        "pHash within dedup.max_distance bits of another sample of the cluster",
+    ),
+    Reason("dedup.eval_overlap", "pHash within dedup.max_distance bits of an evaluation image"),
 ]
 
 REASONS: dict[str, Reason] = {r.code: r for r in _ALL}

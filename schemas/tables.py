@@ -63,6 +63,37 @@ INGEST_WORK = pa.schema(
 )
 
 
+# `annotations/`: one row per downloaded sample, where to find its image and what it looks like.
+ANNOTATION = pa.schema(
+    [
+        UID,
+        pa.field("shard", pa.string(), nullable=False),  # e.g. "00000" (downloads/00000.tar)
+        pa.field("key", pa.string(), nullable=False),  # img2dataset key, the tar member stem
+        pa.field("offset", pa.int64()),  # byte offset of the image data in the tar, for seeking
+        pa.field("image_bytes", pa.int64()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("original_width", pa.int32()),
+        pa.field("original_height", pa.int32()),
+        pa.field("sha256", pa.string()),  # of the stored image bytes
+        # 64-bit imagehash pHash, as a signed 64-bit integer (two's complement of the hash).
+        pa.field("phash", pa.int64()),
+    ]
+)
+
+# `dedup/`: the samples kept by dedup, with the cluster each belongs to.
+DEDUP = pa.schema(
+    [
+        UID,
+        pa.field("cluster", pa.int64()),  # smallest pHash of the cluster's connected component
+        pa.field("cluster_size", pa.int64()),
+    ]
+)
+
+# Reason and detail columns that a stage's decisions carry before the kept/ledger split.
+DECISION = pa.schema([pa.field("reason", pa.string()), pa.field("detail", pa.string())])
+
+
 def candidate_schema(extra: pa.Schema | None = None) -> pa.Schema:
     """Schema of `candidates/`: the core columns followed by the carried input columns."""
     fields = list(CANDIDATE_CORE)

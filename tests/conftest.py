@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import SparkConfig
+from pipeline.config import SparkConfig, load_config
+from pipeline.demo.image_server import ImageServer
+from pipeline.demo.synthetic_web import NoiseMix, generate_web, write_input_parquet
+from pipeline.download.stage import run_download
+from pipeline.ingest.stage import run_ingest
+from pipeline.run_dir import RunDir
 from pipeline.spark.session import get_spark
+
+# Download settings for the synthetic web on 127.0.0.1: a timeout well under the slow route (8 s)
+# and well over a normal response on a loaded 2-core machine.
+LOCAL_DOWNLOAD = [
+    "download.allowed_networks=[127.0.0.1/32]",
+    "download.timeout=3",
+    "download.processes=2",
+    "download.threads=8",
+    "download.samples_per_shard=40",
+]
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +41,50 @@ def write_parquet(path: Path, columns: dict[str, list], schema: pa.Schema | None
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(columns, schema=schema), path)
     return path
+
+
+def copy_run(run: Path, target: Path) -> RunDir:
+    """A private copy of a shared run directory, for a test that runs more stages on it."""
+    shutil.copytree(run, target)
+    return RunDir(target)
+
+
+@pytest.fixture(scope="session")
+def web_and_server(tmp_path_factory):
+    """A small synthetic web with every fault kind present, served on 127.0.0.1."""
+    base = tmp_path_factory.mktemp("web")
+    faults = ("404", "500", "slow", "truncated", "html", "empty", "bomb", "noai", "redirect")
+    # Twice the default share of each fault so every kind appears in 200 pairs.
+    mix = NoiseMix(clean=0.36, **{f"fault_{k}": 0.02 for k in faults})
+    web = generate_web(base / "web", n_pairs=200, seed=3, mix=mix)
+    with ImageServer(web.files_dir, slow_seconds=8) as server:
+        yield web, server
+
+
+@pytest.fixture(scope="session")
+def ingested(spark, web_and_server, tmp_path_factory):
+    """A run directory with ingest complete (shared: tests copy it before running stages)."""
+    web, server = web_and_server
+    base = tmp_path_factory.mktemp("ingested")
+    src = write_input_parquet(web, server.base_url, base / "input.parquet")
+    run_ingest(str(src), base / "run", load_config(None, ["ingest.allow_private_networks=true"]))
+    return base / "run"
+
+
+@pytest.fixture(scope="session")
+def downloaded(ingested, web_and_server, tmp_path_factory):
+    """(run, download stats entry, requests made) with ingest and download complete (shared)."""
+    _, server = web_and_server
+    run = copy_run(ingested, tmp_path_factory.mktemp("downloaded") / "run")
+    before = server.request_count
+    entry = run_download(run.root, load_config(None, LOCAL_DOWNLOAD))
+    return run, entry, server.request_count - before
+
+
+@pytest.fixture(scope="session")
+def annotated(downloaded, tmp_path_factory):
+    """(run, annotate stats entry) with ingest, download and annotate complete (shared)."""
+    from pipeline.annotate.stage import run_annotate
+
+    run = copy_run(downloaded[0].root, tmp_path_factory.mktemp("annotated") / "run")
+    return run, run_annotate(run.root, load_config())

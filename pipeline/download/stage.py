@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 from pipeline.config import Config
 from pipeline.download.reasons import classify
 from pipeline.download.runner import run_img2dataset
-from pipeline.errors import InputError
 from pipeline.ledger import count_by_reason, ledger_table, read_ledger, write_ledger_part
 from pipeline.run_dir import RunDir
 from pipeline.stats import record_stage
@@ -89,10 +88,7 @@ def run_download(run_dir: Path | str, config: Config) -> dict[str, Any]:
     if run.is_complete(STAGE):
         log.info("download: already complete in %s, nothing to do", run.root)
         return run.stats()["stages"][STAGE]
-    if not run.is_complete("ingest"):
-        raise InputError(
-            f"run directory {run.root}: no complete ingest stage (run `curate ingest` first)"
-        )
+    run.require("ingest", "ingest")
     started = time.monotonic()
     cfg = config.download
     work = run.work / STAGE

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,9 @@ from typing import Any
 from pipeline.config import Config, dump_yaml
 from pipeline.ingest.input_check import check_local_input, is_local
 from pipeline.ingest.langid import resolve_model_path
-from pipeline.ledger import count_by_reason, read_ledger
-from pipeline.run_dir import RunDir, replace_dir, write_text_atomically
+from pipeline.run_dir import RunDir, write_text_atomically
 from pipeline.spark import ingest_plan
+from pipeline.spark.decisions import write_decisions
 from pipeline.spark.session import get_spark
 from pipeline.stats import record_stage
 from schemas.tables import CANDIDATE_CORE
@@ -39,37 +38,20 @@ def run_ingest(input_path: str, run_dir: Path | str, config: Config) -> dict[str
     # Validated: from here on the run directory is written.
     run.root.mkdir(parents=True, exist_ok=True)
     write_text_atomically(run.config_file, dump_yaml(config))
-    work = run.work / STAGE
-    shutil.rmtree(work, ignore_errors=True)
-    decisions_dir = work / "decisions"
-
     decisions = ingest_plan.ingest_decisions(df, cfg, extra, model_path)
-    decisions.write.mode("overwrite").parquet(str(decisions_dir))
-    spark.catalog.clearCache()
-
-    decided = spark.read.parquet(str(decisions_dir))
-    kept = decided.filter("reason IS NULL").select(*CANDIDATE_CORE.names, *extra.names)
-    kept.orderBy("uid").write.mode("overwrite").parquet(str(work / "candidates"))
-    dropped = decided.filter("reason IS NOT NULL").selectExpr(
-        "uid", f"'{STAGE}' AS stage", "reason", "detail"
+    written = write_decisions(
+        spark, decisions, run, STAGE, run.candidates, [*CANDIDATE_CORE.names, *extra.names]
     )
-    dropped.orderBy("uid", "reason").write.mode("overwrite").parquet(str(work / "ledger"))
-
-    rows_in = decided.count()
-    replace_dir(work / "candidates", run.candidates)
-    replace_dir(work / "ledger", run.ledger_for(STAGE))
-    rows_kept = spark.read.parquet(str(run.candidates)).count()
-    by_reason = count_by_reason(read_ledger(run.ledger_for(STAGE)))
+    rows_in, rows_kept = written.rows_in, written.rows_kept
     entry = record_stage(
         run,
         STAGE,
         rows_in,
         rows_kept,
-        by_reason,
+        written.dropped,
         time.monotonic() - started,
         {"input": str(input_path)},
     )
-    shutil.rmtree(work, ignore_errors=True)
     log.info(
         "ingest: %d rows in, %d candidates, %d dropped", rows_in, rows_kept, rows_in - rows_kept
     )

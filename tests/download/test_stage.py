@@ -4,37 +4,22 @@ guards, every fault ending as its reason code, the accounting identity, resume a
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from pipeline.config import load_config
-from pipeline.demo.image_server import ImageServer
 from pipeline.demo.synthetic_web import (
-    NoiseMix,
-    generate_web,
     load_ground_truth,
-    write_input_parquet,
 )
 from pipeline.download.stage import complete_shards, run_download
-from pipeline.ingest.stage import run_ingest
 from pipeline.ledger import read_ledger
 from pipeline.run_dir import RunDir
-
-LOCAL_DOWNLOAD = [
-    "download.allowed_networks=[127.0.0.1/32]",
-    "download.timeout=1",
-    "download.processes=2",
-    "download.threads=8",
-    "download.samples_per_shard=40",
-]
+from tests.conftest import LOCAL_DOWNLOAD, copy_run
 
 EXPECTED = {
     "fault_404": "download.http_error",
@@ -50,59 +35,9 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def web_and_server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("web")
-    # Twice the default share of each fault so every kind appears in a small web.
-    mix = NoiseMix(
-        clean=0.36,
-        **{
-            f"fault_{k}": 0.02
-            for k in (
-                "404",
-                "500",
-                "slow",
-                "truncated",
-                "html",
-                "empty",
-                "bomb",
-                "noai",
-                "redirect",
-            )
-        },
-    )
-    web = generate_web(base / "web", n_pairs=200, seed=3, mix=mix)
-    with ImageServer(web.files_dir, slow_seconds=3) as server:
-        yield web, server
-
-
-@pytest.fixture(scope="module")
-def ingested(spark, web_and_server, tmp_path_factory):
-    """A run directory with ingest complete (shared; each test copies it)."""
-    web, server = web_and_server
-    base = tmp_path_factory.mktemp("ingested")
-    src = write_input_parquet(web, server.base_url, base / "input.parquet")
-    run_ingest(str(src), base / "run", load_config(None, ["ingest.allow_private_networks=true"]))
-    return base / "run"
-
-
-def _copy(run: Path, target: Path) -> RunDir:
-    shutil.copytree(run, target)
-    return RunDir(target)
-
-
 def _shard_rows(run: RunDir) -> pa.Table:
     files = sorted(run.downloads.glob("*.parquet"))
     return pa.concat_tables([pq.read_table(f, columns=["uid", "gt_id", "status"]) for f in files])
-
-
-@pytest.fixture(scope="module")
-def downloaded(ingested, web_and_server, tmp_path_factory):
-    _, server = web_and_server
-    run = _copy(ingested, tmp_path_factory.mktemp("dl") / "run")
-    before = server.request_count
-    entry = run_download(run.root, load_config(None, LOCAL_DOWNLOAD))
-    return run, entry, server.request_count - before
 
 
 def test_every_fault_ends_as_its_reason_code(downloaded, web_and_server):
@@ -171,7 +106,7 @@ def test_finished_run_makes_no_request(downloaded, web_and_server):
 
 def test_default_config_refuses_loopback(ingested, web_and_server, tmp_path):
     _, server = web_and_server
-    run = _copy(ingested, tmp_path / "run")
+    run = copy_run(ingested, tmp_path / "run")
     before = server.request_count
     entry = run_download(run.root, load_config(None, ["download.processes=1"]))
     assert entry["rows_kept"] == 0
@@ -181,7 +116,7 @@ def test_default_config_refuses_loopback(ingested, web_and_server, tmp_path):
 
 def test_killed_download_resumes_without_loss_or_duplicates(ingested, downloaded, tmp_path):
     reference, _, _ = downloaded
-    run = _copy(ingested, tmp_path / "run")
+    run = copy_run(ingested, tmp_path / "run")
     overrides = [
         *LOCAL_DOWNLOAD[:2],
         "download.processes=1",

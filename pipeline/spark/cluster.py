@@ -1,0 +1,456 @@
+"""Running on a Spark cluster: the `--py-files` package, what a job does under spark-submit, and a
+standalone master and worker on 127.0.0.1 from the pip-installed pyspark (`make cluster-up`).
+
+`python -m pipeline.spark.cluster up|down|package` is what the Makefile calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+log = logging.getLogger("pipeline.spark.cluster")  # also under `python -m`
+
+LOOPBACK = "127.0.0.1"
+PACKAGES = ("pipeline", "schemas")
+DEFAULT_DIR = Path(".cluster")
+DEFAULT_ZIP = Path("dist/curate.zip")
+_STATE = "cluster.json"
+# Fixed timestamp for every zip entry: the same sources give a byte-identical package.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# Never reach a proxy for the master's own web UI on loopback.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# --- packaging -------------------------------------------------------------------------------
+
+
+def project_root() -> Path:
+    """The repository root: the folder holding the `pipeline` and `schemas` packages."""
+    return Path(__file__).resolve().parents[2]
+
+
+def build_pyfiles_zip(out: Path | str = DEFAULT_ZIP, root: Path | None = None) -> Path:
+    """Zip the `pipeline` and `schemas` packages for `spark-submit --py-files`.
+
+    Every file of the packages but caches goes in, in sorted order with a fixed timestamp, so the
+    same sources give the same bytes. Written to a temporary name and renamed when complete.
+    """
+    root = root or project_root()
+    out = Path(out)
+    if not out.is_absolute():
+        out = root / out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    count = 0
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in PACKAGES:
+            for path in sorted((root / package).rglob("*")):
+                rel = path.relative_to(root)
+                if not path.is_file() or path.suffix == ".pyc":
+                    continue
+                if any(part == "__pycache__" or part.startswith(".") for part in rel.parts):
+                    continue
+                info = zipfile.ZipInfo(rel.as_posix(), date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, path.read_bytes())
+                count += 1
+    tmp.replace(out)
+    log.info("packaged %d files of %s into %s", count, ", ".join(PACKAGES), out)
+    return out
+
+
+# --- jobs under spark-submit -----------------------------------------------------------------
+
+
+def submitted_master() -> str | None:
+    """The master spark-submit started this driver with, or None outside spark-submit."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # set by spark-submit's PythonRunner
+        return None
+    from pyspark import SparkConf
+
+    return SparkConf().get("spark.master", None)
+
+
+def job_argv(stage: str, argv: Sequence[str]) -> list[str]:
+    """`curate` arguments for a job file: spark-submit's cluster `--master` overrides config.
+
+    The session is built from our config, which would otherwise put a submitted job in local mode.
+    A local master from spark-submit (its default is plain `local[*]`, which never retries a task)
+    is ignored, so the config's `local[N,F]` applies.
+    """
+    master = submitted_master()
+    if master and not master.startswith("local"):
+        return [stage, *argv, "--set", f"spark.master={master}"]
+    return [stage, *argv]
+
+
+# --- a standalone cluster on 127.0.0.1 -------------------------------------------------------
+
+
+def spark_home() -> Path:
+    """SPARK_HOME of the pip-installed pyspark (its bin/ has spark-class and spark-submit)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def spark_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment for Spark's launch scripts: SPARK_HOME set, so they need no `python3`."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("SPARK_HOME", str(spark_home()))
+    return env
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class StandaloneCluster:
+    """A running standalone master and worker; `stop()` ends them and everything they started."""
+
+    workdir: Path
+    master_url: str
+    webui_url: str
+    master_pid: int
+    worker_pid: int
+    # Start times (/proc clock ticks) of the daemons: a pid reused since is not ours.
+    master_start: int = 0
+    worker_start: int = 0
+    # Popen handles when this process started the daemons, so they are reaped, not left zombies.
+    _children: list[subprocess.Popen] = field(default_factory=list, repr=False, compare=False)
+
+    def master_state(self) -> dict:
+        """The master's JSON status (workers, applications)."""
+        with _NO_PROXY.open(f"{self.webui_url}/json/", timeout=10) as response:
+            return json.loads(response.read())
+
+    def processes(self) -> list[int]:
+        """Live processes of this cluster: the daemons, executors and their Python workers."""
+        return sorted(pid for pid, _ in _cluster_processes(self._roots()))
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Terminate the daemons and their descendants and wait for them to exit (SIGKILL after
+        `timeout` seconds). Safe to call twice."""
+        procs = _cluster_processes(self._roots())
+        if procs:
+            log.info("stopping Spark standalone cluster %s", self.master_url)
+        _signal_all(procs, signal.SIGTERM)
+        if not self._wait_gone(procs, timeout):
+            log.warning("cluster processes still alive after %.0f s: killing them", timeout)
+            _signal_all(procs, signal.SIGKILL)
+            if not self._wait_gone(procs, 30.0):
+                raise RuntimeError(f"cluster processes did not exit: {sorted(p for p, _ in procs)}")
+        for name in (_STATE, "master.pid", "worker.pid", "master_url"):
+            (self.workdir / name).unlink(missing_ok=True)
+
+    def __enter__(self) -> StandaloneCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _roots(self) -> list[int]:
+        return [
+            pid
+            for pid, start in (
+                (self.master_pid, self.master_start),
+                (self.worker_pid, self.worker_start),
+            )
+            if _alive(pid, start)
+        ]
+
+    def _wait_gone(self, procs: set[tuple[int, int]], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            for child in self._children:
+                child.poll()  # reap our own children
+            if not any(_alive(pid, start) for pid, start in procs):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+
+    def save(self) -> None:
+        """Record the cluster in its folder: `cluster.json`, pid files and `master_url`."""
+        state = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        state["workdir"] = str(self.workdir)
+        (self.workdir / _STATE).write_text(json.dumps(state, indent=2) + "\n")
+        (self.workdir / "master.pid").write_text(f"{self.master_pid}\n")
+        (self.workdir / "worker.pid").write_text(f"{self.worker_pid}\n")
+        (self.workdir / "master_url").write_text(f"{self.master_url}\n")
+
+
+def load_cluster(workdir: Path | str) -> StandaloneCluster | None:
+    """The cluster recorded in `workdir`, or None if there is none."""
+    state_file = Path(workdir) / _STATE
+    if not state_file.is_file():
+        return None
+    state = json.loads(state_file.read_text())
+    state["workdir"] = Path(state["workdir"])
+    return StandaloneCluster(**state)
+
+
+def start_standalone(
+    workdir: Path | str,
+    cores: int = 2,
+    memory: str = "2g",
+    timeout: float = 300.0,
+    attempts: int = 3,
+) -> StandaloneCluster:
+    """Start a master and one worker on 127.0.0.1; return once the worker has registered.
+
+    Logs go to `workdir/master.log` and `workdir/worker.log`, executors run under `workdir/work`.
+    Ports are picked free at start; a daemon that loses a port race is started again on new ones.
+    """
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    env = spark_env()
+    env["SPARK_LOCAL_IP"] = LOOPBACK  # RPC and web UIs bind to loopback only
+    # One try per port (we retry on fresh ones), and no REST submission server.
+    daemon_opts = "-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false"
+    for var in ("SPARK_MASTER_OPTS", "SPARK_WORKER_OPTS"):
+        env[var] = f"{env.get(var, '')} {daemon_opts}".strip()
+    spark_class = str(Path(env["SPARK_HOME"]) / "bin" / "spark-class")
+
+    master = None
+    for attempt in range(attempts):
+        port, webui = free_port(), free_port()
+        master = _spawn(
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", LOOPBACK]
+            + ["--port", str(port), "--webui-port", str(webui)],
+            workdir / "master.log",
+            workdir,
+            env,
+        )
+        webui_url = f"http://{LOOPBACK}:{webui}"
+        state = _wait_for(master, lambda url=webui_url: _elected(url), deadline)
+        if state is not None:
+            break
+        _terminate(master)
+        if attempt == attempts - 1 or time.monotonic() > deadline:
+            raise RuntimeError(f"Spark master did not start:\n{_tail(workdir / 'master.log')}")
+        log.warning("Spark master did not start on port %d, trying other ports", port)
+    assert master is not None
+    master_url = state["url"]
+
+    for attempt in range(attempts):
+        worker_port, worker_webui = free_port(), free_port()
+        worker = _spawn(
+            [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", LOOPBACK]
+            + ["--port", str(worker_port), "--webui-port", str(worker_webui)]
+            + ["--cores", str(cores), "--memory", memory, "--work-dir", str(workdir / "work")],
+            workdir / "worker.log",
+            workdir,
+            env,
+        )
+
+        def registered(url: str = webui_url, port: int = worker_port) -> bool | None:
+            status = _master_status(url) or {}
+            alive = [w for w in status.get("workers", []) if w.get("state") == "ALIVE"]
+            return True if any(w.get("port") == port for w in alive) else None
+
+        if _wait_for(worker, registered, deadline, also=master):
+            break
+        _terminate(worker)
+        if master.poll() is not None or attempt == attempts - 1 or time.monotonic() > deadline:
+            _terminate(master)
+            raise RuntimeError(
+                f"Spark worker did not register with {master_url}:\n{_tail(workdir / 'worker.log')}"
+            )
+        log.warning("Spark worker did not start on port %d, trying other ports", worker_port)
+
+    cluster = StandaloneCluster(
+        workdir,
+        master_url,
+        webui_url,
+        master.pid,
+        worker.pid,
+        master_start=_start_time(master.pid),
+        worker_start=_start_time(worker.pid),
+        _children=[master, worker],
+    )
+    try:
+        cluster.save()
+    except BaseException:
+        cluster.stop()
+        raise
+    log.info("Spark standalone cluster up: %s (%d cores, %s)", master_url, cores, memory)
+    return cluster
+
+
+def _spawn(cmd: list[str], log_file: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    log.debug("starting %s", " ".join(cmd))
+    with open(log_file, "ab") as out:
+        # Own session and process group: `stop` signals the daemons, not whoever started them.
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_for(proc: subprocess.Popen, check, deadline: float, also=None):  # type: ignore[no-untyped-def]
+    """Poll `check()` until it returns something truthy; None if `proc` (or `also`) exits first."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None or (also is not None and also.poll() is not None):
+            return None
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    return None
+
+
+def _elected(webui_url: str) -> dict | None:
+    """The master's status once it is ALIVE (elected leader), else None."""
+    status = _master_status(webui_url)
+    return status if status and status.get("status") == "ALIVE" else None
+
+
+def _master_status(webui_url: str) -> dict | None:
+    try:
+        with _NO_PROXY.open(f"{webui_url}/json/", timeout=5) as response:
+            return json.loads(response.read())
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+# --- processes, by id ------------------------------------------------------------------------
+# A process is (pid, start time): the start time tells a live daemon from a reused pid.
+
+
+def _stat(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, pgid, start time) of a process from /proc, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1]), int(fields[2]), int(fields[19])
+
+
+def _start_time(pid: int) -> int:
+    stat = _stat(pid)
+    return stat[3] if stat else 0
+
+
+def _alive(pid: int, start: int) -> bool:
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z" and stat[3] == start
+
+
+def _cluster_processes(roots: Sequence[int]) -> set[tuple[int, int]]:
+    """The root daemons, their process groups and all their descendants, alive now.
+
+    Executors share the worker's process group; PySpark's Python daemon makes its own, so
+    descendants are followed through parent ids too.
+    """
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            table[int(entry.name)] = stat
+    members = {pid for pid in roots if pid in table}
+    members |= {pid for pid, st in table.items() if st[2] in members}
+    grew = True
+    while grew:
+        children = {pid for pid, st in table.items() if st[1] in members} - members
+        grew = bool(children)
+        members |= children
+    return {(pid, table[pid][3]) for pid in members if table[pid][0] != "Z"}
+
+
+def _signal_all(procs: set[tuple[int, int]], sig: int) -> None:
+    for pid, start in procs:
+        if _alive(pid, start):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m pipeline.spark.cluster up|down|package`."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.spark.cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a master and a worker on 127.0.0.1; print the master URL")
+    up.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="logs, pid files, master_url")
+    up.add_argument("--cores", type=int, default=2, help="worker cores")
+    up.add_argument("--memory", default="2g", help="worker memory, e.g. 2g")
+    up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for start-up")
+    down = sub.add_parser("down", help="stop the cluster recorded in --dir")
+    down.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    package = sub.add_parser("package", help="zip pipeline/ and schemas/ for --py-files")
+    package.add_argument("--out", type=Path, default=DEFAULT_ZIP)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    if args.command == "package":
+        build_pyfiles_zip(args.out)
+        return 0
+    existing = load_cluster(args.dir)
+    if args.command == "down":
+        if existing is None:
+            log.info("no cluster recorded in %s", args.dir)
+            return 0
+        existing.stop()
+        log.info("cluster %s stopped", existing.master_url)
+        return 0
+    if existing is not None and existing.processes():
+        log.info("a cluster is already running from %s", args.dir)
+        cluster = existing
+    else:
+        if existing is not None:
+            existing.stop()  # a stale record: clear what is left of it
+        cluster = start_standalone(args.dir, args.cores, args.memory, args.timeout)
+    print(cluster.master_url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Write a stage's decisions: one DataFrame with a `reason` column (null = kept) becomes the
+stage's output folder (kept rows) and its ledger folder (dropped rows), each written to a
+temporary folder and moved into place, with the counts read back from what was written."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipeline.ledger import count_by_reason, read_ledger
+from pipeline.run_dir import RunDir, replace_dir
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a stage wrote: rows in, rows kept and ledger rows per reason (from disk)."""
+
+    rows_in: int
+    rows_kept: int
+    dropped: dict[str, int]
+
+
+def write_decisions(
+    spark: SparkSession,
+    decisions: DataFrame,
+    run: RunDir,
+    stage: str,
+    output: Path,
+    kept_columns: Sequence[str],
+    sort_by: str = "uid",
+) -> Written:
+    """Materialise `decisions` once, then write kept rows to `output` and dropped rows to the
+    stage's ledger, both sorted by `sort_by` (so reruns write the same files)."""
+    work = run.work / stage
+    shutil.rmtree(work, ignore_errors=True)
+    decisions.write.mode("overwrite").parquet(str(work / "decisions"))
+    spark.catalog.clearCache()
+    decided = spark.read.parquet(str(work / "decisions"))
+    decided.filter(F.col("reason").isNull()).select(*kept_columns).orderBy(sort_by).write.mode(
+        "overwrite"
+    ).parquet(str(work / "kept"))
+    decided.filter(F.col("reason").isNotNull()).select(
+        "uid", F.lit(stage).alias("stage"), "reason", "detail"
+    ).orderBy("uid", "reason").write.mode("overwrite").parquet(str(work / "ledger"))
+    rows_in = decided.count()
+    replace_dir(work / "kept", output)
+    replace_dir(work / "ledger", run.ledger_for(stage))
+    rows_kept = spark.read.parquet(str(output)).count()
+    dropped = count_by_reason(read_ledger(run.ledger_for(stage)))
+    shutil.rmtree(work, ignore_errors=True)
+    return Written(rows_in, rows_kept, dropped)

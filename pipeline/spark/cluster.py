@@ -82,8 +82,11 @@ def submitted_master() -> str | None:
     """The master spark-submit started this driver with, or None outside spark-submit."""
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # set by spark-submit's PythonRunner
         return None
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
 
+    # Connects to spark-submit's JVM (the session later reuses it); a SparkConf made before
+    # that would not see the JVM's settings.
+    SparkContext._ensure_initialized()
     return SparkConf().get("spark.master", None)
 
 

@@ -3,6 +3,7 @@ connected components by distributed min-label propagation, one representative pe
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -10,6 +11,8 @@ from pyspark.sql import functions as F
 
 from pipeline.config import DedupConfig
 from pipeline.dedup.bands import band_layout
+from pipeline.dedup.verify import PAIRS, verify_batches
+from pipeline.spark.arrow import map_batches
 from schemas.reasons import check
 
 log = logging.getLogger(__name__)
@@ -18,8 +21,8 @@ NEAR = check("dedup.near_duplicate")
 EVAL = check("dedup.eval_overlap")
 
 
-def band_keys(nodes: DataFrame, max_distance: int) -> DataFrame:
-    """(node, band, value) for every band of every node (node = signed 64-bit pHash)."""
+def band_keys(nodes: DataFrame, max_distance: int, side: int = 0) -> DataFrame:
+    """(band, value, node, side) for every band of every node (node = signed 64-bit pHash)."""
     keys = [
         F.struct(
             F.lit(b.index).alias("band"),
@@ -28,7 +31,10 @@ def band_keys(nodes: DataFrame, max_distance: int) -> DataFrame:
         for b in band_layout(max_distance)
     ]
     return nodes.select("node", F.explode(F.array(*keys)).alias("k")).select(
-        "node", F.col("k.band").alias("band"), F.col("k.value").alias("value")
+        F.col("k.band").cast("int").alias("band"),
+        F.col("k.value").alias("value"),
+        "node",
+        F.lit(side).cast("int").alias("side"),
     )
 
 
@@ -36,38 +42,30 @@ def near_pairs(left: DataFrame, right: DataFrame | None, cfg: DedupConfig) -> tu
     """Pairs (a, b) of distinct nodes within cfg.max_distance bits, found through shared bands.
 
     With `right` None, pairs within `left` (a < b); else pairs across (a from left, b from right).
+    Spark shuffles the band keys so each bucket (band, value) lands whole in one partition; the
+    partition function compares only within buckets, vectorised, and emits verified pairs only.
     Buckets holding more than cfg.max_bucket_size nodes are skipped; their count is returned.
     """
-    lkeys = band_keys(left, cfg.max_distance)
-    rkeys = lkeys if right is None else band_keys(right, cfg.max_distance)
-    sizes = rkeys.groupBy("band", "value").agg(F.count(F.lit(1)).alias("n"))
+    keys = band_keys(left, cfg.max_distance, 0)
     if right is not None:
-        lsizes = lkeys.groupBy("band", "value").agg(F.count(F.lit(1)).alias("m"))
-        sizes = sizes.join(lsizes, ["band", "value"]).select(
-            "band", "value", (F.col("n") + F.col("m")).alias("n")
-        )
-    oversized = sizes.filter(F.col("n") > cfg.max_bucket_size).select("band", "value")
-    n_oversized = oversized.count()
-    if n_oversized:
-        log.warning(
-            "dedup: %d oversized band buckets skipped (> %d hashes)",
-            n_oversized,
-            cfg.max_bucket_size,
-        )
-        oversized = F.broadcast(oversized)
-        lkeys = lkeys.join(oversized, ["band", "value"], "left_anti")
-        rkeys = lkeys if right is None else rkeys.join(oversized, ["band", "value"], "left_anti")
-    a, b = lkeys.alias("a"), rkeys.alias("b")
-    condition = [F.col("a.band") == F.col("b.band"), F.col("a.value") == F.col("b.value")]
-    if right is None:
-        condition.append(F.col("a.node") < F.col("b.node"))
-    pairs = (
-        a.join(b, condition)
-        .filter(F.bit_count(F.col("a.node").bitwiseXOR(F.col("b.node"))) <= cfg.max_distance)
-        .select(F.col("a.node").alias("a"), F.col("b.node").alias("b"))
-        .distinct()
+        keys = keys.unionByName(band_keys(right, cfg.max_distance, 1))
+    spark = left.sparkSession
+    partitions = max(int(spark.conf.get("spark.sql.shuffle.partitions")), 1)
+    bucketed = keys.repartition(partitions, "band", "value")
+    fn = functools.partial(
+        verify_batches,
+        max_distance=cfg.max_distance,
+        cross=right is not None,
+        max_bucket_size=cfg.max_bucket_size,
     )
-    return pairs, n_oversized
+    found = map_batches(bucketed, fn, PAIRS).localCheckpoint()
+    oversized = found.filter("oversized").count()
+    if oversized:
+        log.warning(
+            "dedup: %d oversized band buckets skipped (> %d hashes)", oversized, cfg.max_bucket_size
+        )
+    pairs = found.filter(~F.col("oversized")).select("a", "b").distinct()
+    return pairs, oversized
 
 
 def connected_components(edges: DataFrame, max_iterations: int) -> tuple[DataFrame, int]:

@@ -109,9 +109,8 @@ def test_clusters_do_not_depend_on_order_or_partitioning(spark, deduped):
     assert results[0] == results[1]
 
 
-def test_eval_overlap_is_dropped(spark, annotated, web_and_server, tmp_path):
+def test_eval_overlap_is_dropped(spark, annotated, tmp_path):
     run = copy_run(annotated[0].root, tmp_path / "run")
-    web, _ = web_and_server
     ann = pq.read_table(run.annotations).to_pylist()[:3]
     # The "evaluation set": three downloaded pictures, re-encoded at another quality.
     eval_dir = tmp_path / "eval"

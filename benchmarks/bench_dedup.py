@@ -74,11 +74,17 @@ def main() -> None:
     t_large, ours = index_pairs(spark, hashes[large], cfg)
     report_rate(f"index_{small}", small, t_small, "hashes/s")
     report_rate(f"index_{large}", large, t_large, "hashes/s")
+    t_all_small, _ = timed(lambda: exhaustive_pairs(hashes[small], cfg.max_distance))
     t_all, truth = timed(lambda: exhaustive_pairs(hashes[large], cfg.max_distance))
+    report_rate(f"exhaustive_{small}", small, t_all_small, "hashes/s")
     report_rate(f"exhaustive_{large}", large, t_all, "hashes/s")
     print(f"pairs found: index {len(ours)}, exhaustive {len(truth)}, identical {ours == truth}")
     report_ratio("dedup_index_vs_exhaustive", t_all / t_large, ">=", 50)
     report_ratio("dedup_index_cost_growth_10x", t_large / t_small, "<=", 15)
+    report_ratio("dedup_exhaustive_cost_growth_10x", t_all / t_all_small)
+    # Projection, not a measurement: each side grown by its own measured 10x factor.
+    projected = (t_all * t_all / t_all_small) / (t_large * t_large / t_small)
+    report_ratio(f"dedup_index_vs_exhaustive_projected_at_{10 * large}", projected)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pipeline.annotate.stage import run_annotate
 from pipeline.config import Config
+from pipeline.dedup.stage import run_dedup
 from pipeline.demo.image_server import ImageServer
 from pipeline.demo.synthetic_web import SyntheticWeb, generate_web, write_input_parquet
 from pipeline.download.stage import run_download
@@ -17,6 +19,7 @@ from pipeline.ingest.stage import run_ingest
 from pipeline.run_dir import RunDir
 
 log = logging.getLogger(__name__)
+LAST_STAGE = "dedup"
 
 
 def demo_config(config: Config) -> Config:
@@ -41,7 +44,7 @@ def run_demo(
     URLs and uids, differ between runs.
     """
     run = RunDir(Path(run_dir).resolve())
-    if run.is_complete("download"):
+    if run.is_complete(LAST_STAGE):
         log.info("demo: already complete in %s", run.root)
         return run.stats()
     for leftover in (
@@ -65,6 +68,8 @@ def run_demo(
         source = write_input_parquet(web, server.base_url, run.root / "input.parquet")
         run_ingest(str(source), run.root, config)
         run_download(run.root, config)
+    run_annotate(run.root, config)
+    run_dedup(run.root, config)
     return run.stats()
 
 

@@ -10,7 +10,26 @@ CONFIG ?=
 SET ?=
 ARGS := $(if $(CONFIG),--config $(CONFIG)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: install test lint format ingest download demo bench-ingest bench-download clean
+# Spark cluster (README, "Running on a Spark cluster"): make package, make submit, make cluster-up.
+CLUSTER_DIR ?= .cluster
+CLUSTER_CORES ?= 2
+CLUSTER_MEMORY ?= 2g
+# Default master: the cluster `make cluster-up` started, if any.
+SPARK_MASTER ?= $(shell cat $(CLUSTER_DIR)/master_url 2>/dev/null)
+SPARK_CONF ?=
+STAGE ?=
+PYFILES := dist/curate.zip
+# A venv to pack into dist/env.tar.gz for --archives (needs venv-pack installed in it).
+PACK_ENV ?=
+# Python of the driver and of the executors (with a packed env: PYSPARK_PYTHON=./env/bin/python).
+PYSPARK_PYTHON ?= $(abspath $(PY))
+PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
+# The pip package's launch scripts look for pyspark with `python3` unless SPARK_HOME is set.
+SPARK_HOME ?= $(shell $(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
+JOBS := $(basename $(notdir $(wildcard jobs/*.py)))
+
+.PHONY: install test lint format ingest download demo bench-ingest bench-download clean \
+	package submit cluster-up cluster-down
 
 install: $(VENV)/.installed
 
@@ -47,6 +66,28 @@ bench-ingest: install
 
 bench-download: install
 	$(PY) -m benchmarks.bench_download
+
+package: install
+	$(PY) -m pipeline.spark.cluster package --out $(PYFILES)
+ifneq ($(PACK_ENV),)
+	@test -x $(PACK_ENV)/bin/venv-pack || { echo "make package: no venv-pack in $(PACK_ENV) (pip install venv-pack there)"; exit 2; }
+	$(PACK_ENV)/bin/venv-pack -p $(PACK_ENV) -o dist/env.tar.gz --force
+endif
+
+submit: package
+	@test -n "$(STAGE)" && test -f jobs/$(STAGE).py || { echo "usage: make submit STAGE=<$(subst $() ,|,$(JOBS))> RUN_DIR=... SPARK_MASTER=spark://host:port [INPUT=...] [SPARK_CONF=\"--conf a=b ...\"] [SET=\"section.key=value ...\"]"; exit 2; }
+	@test -n "$(SPARK_MASTER)" || { echo "make submit: set SPARK_MASTER (spark://host:port, yarn, k8s://...) or run make cluster-up"; exit 2; }
+	@test "$(STAGE)" != ingest || test -n "$(INPUT)" || { echo "make submit STAGE=ingest: set INPUT=path/to/parquet"; exit 2; }
+	SPARK_HOME=$(SPARK_HOME) $(if $(findstring spark://127.0.0.1:,$(SPARK_MASTER)),SPARK_LOCAL_IP=127.0.0.1) \
+	$(VENV)/bin/spark-submit --master $(SPARK_MASTER) --py-files $(PYFILES) \
+		--conf spark.pyspark.python=$(PYSPARK_PYTHON) --conf spark.pyspark.driver.python=$(PYSPARK_DRIVER_PYTHON) \
+		$(SPARK_CONF) jobs/$(STAGE).py $(if $(filter ingest,$(STAGE)),--input $(INPUT)) --run-dir $(RUN_DIR) $(ARGS)
+
+cluster-up: install
+	$(PY) -m pipeline.spark.cluster up --dir $(CLUSTER_DIR) --cores $(CLUSTER_CORES) --memory $(CLUSTER_MEMORY)
+
+cluster-down:
+	$(PY) -m pipeline.spark.cluster down --dir $(CLUSTER_DIR)
 
 clean:
 	rm -rf runs spark-warehouse .pytest_cache

@@ -38,6 +38,18 @@ def _dedup(args: argparse.Namespace, config: Config) -> None:
     run_dedup(args.run_dir, config)
 
 
+def _select(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.select.stage import run_select
+
+    run_select(args.run_dir, config)
+
+
+def _train(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.train.run import run_train
+
+    run_train(args.shards, args.output, config)
+
+
 def _demo(args: argparse.Namespace, config: Config) -> None:
     from pipeline.demo.run_demo import run_demo, summary_lines
 
@@ -60,6 +72,16 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], boo
         False,
     ),
     "dedup": ("exact and near-duplicate clusters and eval overlap into dedup/", _dedup, False),
+    "select": (
+        "apply the CLIP rule to the dedup survivors: the keep-list in selection/",
+        _select,
+        False,
+    ),
+    "train": (
+        "train a CLIP model on webdataset shards (the bundled contrastive trainer)",
+        _train,
+        False,
+    ),
     "demo": ("run the pipeline on a generated synthetic web served on 127.0.0.1", _demo, False),
 }
 
@@ -72,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         if takes_input:
             p.add_argument("--input", required=True, help="parquet file, folder, glob or URL")
-        if name == "demo":
+        if name == "train":
+            p.add_argument("--shards", required=True, help="shard folder or brace pattern")
+            p.add_argument("--output", required=True, type=Path, help="checkpoints and metrics")
+        elif name == "demo":
             p.add_argument(
                 "--run-dir", type=Path, default=Path("runs/demo"), help="the run directory"
             )

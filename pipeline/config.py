@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.train.settings import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,31 @@ class DedupConfig:
     max_iterations: int = 50
 
 
+@dataclass(frozen=True)
+class ClipConfig:
+    """CLIP scoring (during annotate) and the CLIP rule of select. Defaults: LAION-5B."""
+
+    # false: pHash-only annotation, and select records that no CLIP rule ran.
+    enabled: bool = True
+    # LAION filtered with OpenAI's ViT-B/32; any open_clip architecture or a project config.
+    model: str = "ViT-B-32"
+    # An open_clip pretrained tag, a local checkpoint file (open_clip's or our trainer's).
+    pretrained: str = "openai"
+    batch_size: int = 64
+    # auto: CUDA with bf16 autocast when present, else CPU in float32.
+    device: str = "auto"
+    # Torch threads per Spark task on CPU. Spark already runs one task per core, and OpenMP
+    # threads that outnumber cores spin against each other (measured 5x slower); 0 = torch's default.
+    threads: int = 1
+    # Also store the normalised image and text embeddings (float16) for later filters.
+    save_embeddings: bool = False
+    # LAION-5B English: cosine similarity >= 0.28 (0.26 for multilingual with mCLIP).
+    threshold: float = 0.28
+    # DataComp: keep the top fraction (about 0.3 is best); 0 uses `threshold` instead. The
+    # fraction becomes a threshold over the whole pool, recorded in stats.json.
+    top_fraction: float = 0.0
+
+
 PRESETS: dict[str, dict[str, str]] = {
     "default": {"url_col": "url", "caption_col": "caption", "uid_col": ""},
     "laion": {"url_col": "URL", "caption_col": "TEXT", "uid_col": ""},
@@ -149,6 +175,8 @@ class Config:
     download: DownloadConfig = field(default_factory=DownloadConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _section_types() -> dict[str, type]:
@@ -315,6 +343,17 @@ def validate(config: Config) -> None:
         raise ConfigError(f"config dedup.keep: expected auto or largest, got {dd.keep!r}")
     if dd.max_bucket_size < 2 or dd.max_iterations < 1:
         raise ConfigError("config dedup: max_bucket_size must be >= 2 and max_iterations >= 1")
+    cl = config.clip
+    if cl.batch_size < 1 or cl.threads < 0:
+        raise ConfigError("config clip: batch_size must be >= 1 and threads >= 0")
+    if cl.device not in ("auto", "cpu", "cuda") and not cl.device.startswith("cuda:"):
+        raise ConfigError(f"config clip.device: expected auto, cpu or cuda[:N], got {cl.device!r}")
+    if not 0.0 <= cl.top_fraction <= 1.0:
+        raise ConfigError(f"config clip.top_fraction: must be in [0, 1], got {cl.top_fraction}")
+    if not -1.0 <= cl.threshold <= 1.0:
+        raise ConfigError(
+            f"config clip.threshold: a cosine similarity in [-1, 1], got {cl.threshold}"
+        )
     if config.spark.task_max_failures < 1:
         raise ConfigError("config spark.task_max_failures: must be at least 1")
 

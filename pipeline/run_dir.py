@@ -13,6 +13,11 @@ from typing import Any
 STAGES = ("ingest", "download", "annotate", "dedup", "select", "shard")
 
 
+def later_stages(stage: str) -> tuple[str, ...]:
+    """The stages after `stage`, in order."""
+    return STAGES[STAGES.index(stage) + 1 :]
+
+
 @dataclass(frozen=True)
 class RunDir:
     """Paths of one run. Stages read the previous stage's folder and write their own."""
@@ -34,6 +39,10 @@ class RunDir:
     @property
     def dedup(self) -> Path:
         return self.root / "dedup"
+
+    @property
+    def selection(self) -> Path:
+        return self.root / "selection"
 
     @property
     def ledger(self) -> Path:
@@ -63,6 +72,16 @@ class RunDir:
     def is_complete(self, stage: str) -> bool:
         """A stage is complete once its entry is in stats.json (written last, atomically)."""
         return stage in self.stats().get("stages", {})
+
+    def forget(self, stages: tuple[str, ...]) -> None:
+        """Mark stages incomplete (their entries leave stats.json), so they run again."""
+        stats = self.stats()
+        entries = stats.get("stages", {})
+        if any(s in entries for s in stages):
+            for s in stages:
+                entries.pop(s, None)
+            stats["funnel"] = [f for f in stats.get("funnel", []) if f["stage"] in entries]
+            write_text_atomically(self.stats_file, json.dumps(stats, indent=2) + "\n")
 
     def require(self, stage: str, command: str) -> None:
         """InputError unless `stage` is complete (the stage before the one being run)."""

@@ -91,6 +91,12 @@ _ALL = [
         "pHash within dedup.max_distance bits of another sample of the cluster",
     ),
     Reason("dedup.eval_overlap", "pHash within dedup.max_distance bits of an evaluation image"),
+    # select
+    Reason(
+        "select.clip_score",
+        "CLIP score below clip.threshold, or below the threshold that keeps clip.top_fraction",
+    ),
+    Reason("select.no_clip_score", "the CLIP rule ran but the sample has no score"),
 ]
 
 REASONS: dict[str, Reason] = {r.code: r for r in _ALL}

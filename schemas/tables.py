@@ -81,6 +81,19 @@ ANNOTATION = pa.schema(
     ]
 )
 
+# Columns annotate adds when CLIP scoring is on (clip.enabled).
+CLIP_COLUMNS = pa.schema(
+    [
+        pa.field("clip_score", pa.float32()),  # cosine similarity of image and caption embeddings
+        # Normalised embeddings as raw float16 bytes (clip.save_embeddings; Spark has no float16).
+        pa.field("image_embedding", pa.binary()),
+        pa.field("text_embedding", pa.binary()),
+    ]
+)
+
+# `selection/`: the keep-list (DataComp's apply_filter output), sorted by uid.
+SELECTION = pa.schema([UID, pa.field("clip_score", pa.float32())])
+
 # `dedup/`: the samples kept by dedup, with the cluster each belongs to.
 DEDUP = pa.schema(
     [

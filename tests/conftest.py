@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from pipeline.download.stage import run_download
 from pipeline.ingest.stage import run_ingest
 from pipeline.run_dir import RunDir
 from pipeline.spark.session import get_spark
+
+# Tests never reach the network: fail fast instead of retrying hub downloads for a minute.
+os.environ["HF_HUB_OFFLINE"] = "1"
+# pHash-only annotation (no CLIP weights needed); CLIP tests turn it on with their checkpoint.
+NO_CLIP = ["clip.enabled=false"]
 
 # Download settings for the synthetic web on 127.0.0.1: a timeout well under the slow route (8 s)
 # and well over a normal response on a loaded 2-core machine.
@@ -87,4 +93,38 @@ def annotated(downloaded, tmp_path_factory):
     from pipeline.annotate.stage import run_annotate
 
     run = copy_run(downloaded[0].root, tmp_path_factory.mktemp("annotated") / "run")
-    return run, run_annotate(run.root, load_config())
+    return run, run_annotate(run.root, load_config(None, NO_CLIP))
+
+
+def clip_overrides(checkpoint) -> list[str]:
+    return ["clip.model=curate-micro-vit", f"clip.pretrained={checkpoint}", "clip.batch_size=64"]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """curate-micro-vit trained on an 800-pair raw synthetic web (other seed than the test web)."""
+    import torch
+
+    from tests.clip.tiny_training import train_tiny_clip
+
+    base = tmp_path_factory.mktemp("tiny_clip")
+    web = generate_web(base / "web", n_pairs=800, seed=11)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the JVM and other workers share the 2 cores
+    try:
+        return train_tiny_clip(web, base)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def scored(downloaded, tiny_checkpoint, tmp_path_factory):
+    """(run, config) with annotate run with CLIP scores, then dedup (shared)."""
+    from pipeline.annotate.stage import run_annotate
+    from pipeline.dedup.stage import run_dedup
+
+    run = copy_run(downloaded[0].root, tmp_path_factory.mktemp("scored") / "run")
+    config = load_config(None, clip_overrides(tiny_checkpoint))
+    run_annotate(run.root, config)
+    run_dedup(run.root, config)
+    return run, config

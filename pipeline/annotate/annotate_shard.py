@@ -15,10 +15,18 @@ from PIL import Image
 
 from pipeline.annotate.phash import phash_bytes
 from pipeline.annotate.shard_reader import iter_images
+from pipeline.config import ClipConfig
 from schemas.reasons import check
-from schemas.tables import ANNOTATION, DECISION
+from schemas.tables import ANNOTATION, CLIP_COLUMNS, DECISION
 
 OUTPUT = pa.schema(list(ANNOTATION) + list(DECISION))
+OUTPUT_WITH_CLIP = pa.schema(list(ANNOTATION) + list(CLIP_COLUMNS) + list(DECISION))
+
+
+def output_schema(clip: ClipConfig | None) -> pa.Schema:
+    return OUTPUT_WITH_CLIP if clip is not None else OUTPUT
+
+
 DECODE_ERROR = check("annotate.decode_error")
 MISSING_IMAGE = check("annotate.missing_image")
 UNREADABLE_SHARD = check("annotate.unreadable_shard")
@@ -26,16 +34,16 @@ UNREADABLE_SHARD = check("annotate.unreadable_shard")
 
 def _expected(downloads: Path, shard: str) -> dict[str, dict]:
     """key -> row of the shard's parquet, for the samples img2dataset downloaded successfully."""
-    table = pq.read_table(
-        downloads / f"{shard}.parquet",
-        columns=["uid", "key", "status", "original_width", "original_height"],
-    )
+    path = downloads / f"{shard}.parquet"
+    wanted = ["uid", "key", "status", "caption", "original_width", "original_height"]
+    present = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[c for c in wanted if c in present])
     table = table.filter(pc.equal(table.column("status"), "success"))
     return {row["key"]: row for row in table.to_pylist()}
 
 
 def _row(shard: str, meta: dict, **values) -> dict:
-    row = dict.fromkeys(OUTPUT.names)
+    row = dict.fromkeys(OUTPUT_WITH_CLIP.names)
     row.update(
         uid=meta["uid"],
         shard=shard,
@@ -47,12 +55,41 @@ def _row(shard: str, meta: dict, **values) -> dict:
     return row
 
 
+Pending = list[tuple[bytes, str] | None]  # (image bytes, caption) to CLIP-score, per row
+
+
+def _add_clip_scores(rows: list[dict], images: Pending, clip: ClipConfig) -> None:
+    """Fill clip_score (and embeddings) of the rows that have an image to score."""
+    from pipeline.clip.score import score_pairs
+
+    todo = [i for i, data in enumerate(images) if data is not None]
+    if not todo:
+        return
+    result = score_pairs([images[i][0] for i in todo], [images[i][1] for i in todo], clip)
+    for n, i in enumerate(todo):
+        rows[i]["clip_score"] = float(result.scores[n])
+        if result.image_embeddings is not None:
+            rows[i]["image_embedding"] = result.image_embeddings[n]
+            rows[i]["text_embedding"] = result.text_embeddings[n]
+
+
+def _flush(rows: list[dict], images: Pending, clip: ClipConfig | None) -> pa.RecordBatch:
+    if clip is not None:
+        _add_clip_scores(rows, images, clip)
+    return pa.RecordBatch.from_pylist(rows, schema=output_schema(clip))
+
+
 def annotate_shard(
-    downloads: Path, shard: str, draft_size: int = 64, batch_rows: int = 2000
+    downloads: Path,
+    shard: str,
+    draft_size: int = 64,
+    batch_rows: int = 2000,
+    clip: ClipConfig | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of annotation rows (schema OUTPUT) for one shard, in tar order."""
+    """Batches of annotation rows (schema `output_schema(clip)`) for one shard, in tar order."""
     expected = _expected(downloads, shard)
     rows: list[dict] = []
+    images: Pending = []
     seen: set[str] = set()
     tar_error = None
     try:
@@ -68,6 +105,7 @@ def annotate_shard(
                 rows.append(
                     _row(shard, meta, **location, reason=DECODE_ERROR, detail=str(exc)[:300])
                 )
+                images.append(None)
             else:
                 sha = hashlib.sha256(member.data).hexdigest()
                 rows.append(
@@ -75,9 +113,10 @@ def annotate_shard(
                         shard, meta, **location, width=width, height=height, sha256=sha, phash=phash
                     )
                 )
+                images.append((member.data, meta.get("caption") or ""))
             if len(rows) >= batch_rows:
-                yield pa.RecordBatch.from_pylist(rows, schema=OUTPUT)
-                rows = []
+                yield _flush(rows, images, clip)
+                rows, images = [], []
     except (tarfile.TarError, OSError, EOFError) as exc:
         tar_error = f"{type(exc).__name__}: {exc}"[:300]
     for key in sorted(set(expected) - seen):
@@ -87,14 +126,19 @@ def annotate_shard(
             rows.append(
                 _row(shard, expected[key], reason=MISSING_IMAGE, detail=f"no image member {key}")
             )
+        images.append(None)
     if rows:
-        yield pa.RecordBatch.from_pylist(rows, schema=OUTPUT)
+        yield _flush(rows, images, clip)
 
 
 def annotate_batches(
-    batches: Iterator[pa.RecordBatch], downloads: str, draft_size: int, batch_rows: int
+    batches: Iterator[pa.RecordBatch],
+    downloads: str,
+    draft_size: int,
+    batch_rows: int,
+    clip: ClipConfig | None,
 ) -> Iterator[pa.RecordBatch]:
     """`mapInArrow` body: each input row names one shard (column `shard`)."""
     for batch in batches:
         for shard in batch.column("shard").to_pylist():
-            yield from annotate_shard(Path(downloads), shard, draft_size, batch_rows)
+            yield from annotate_shard(Path(downloads), shard, draft_size, batch_rows, clip)

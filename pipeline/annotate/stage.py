@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.clip.models import load_clip
 from pipeline.config import Config
 from pipeline.download.stage import complete_shards
 from pipeline.run_dir import RunDir
@@ -14,7 +15,7 @@ from pipeline.spark.annotate_plan import annotate_decisions
 from pipeline.spark.decisions import write_decisions
 from pipeline.spark.session import get_spark
 from pipeline.stats import record_stage
-from schemas.tables import ANNOTATION
+from schemas.tables import ANNOTATION, CLIP_COLUMNS
 
 log = logging.getLogger(__name__)
 STAGE = "annotate"
@@ -27,11 +28,16 @@ def run_annotate(run_dir: Path | str, config: Config) -> dict[str, Any]:
         log.info("annotate: already complete in %s, nothing to do", run.root)
         return run.stats()["stages"][STAGE]
     run.require("download", "download")
+    clip = config.clip if config.clip.enabled else None
+    if clip is not None:
+        # Fail fast, on the driver, before any task: bad weights are exit 2, not a task error.
+        load_clip(clip.model, clip.pretrained, "cpu")
     started = time.monotonic()
     spark = get_spark(config.spark)
     shards = complete_shards(run.downloads)
-    decisions = annotate_decisions(spark, run.downloads, shards, config.annotate)
-    written = write_decisions(spark, decisions, run, STAGE, run.annotations, ANNOTATION.names)
+    decisions = annotate_decisions(spark, run.downloads, shards, config.annotate, clip)
+    columns = ANNOTATION.names + (CLIP_COLUMNS.names if clip is not None else [])
+    written = write_decisions(spark, decisions, run, STAGE, run.annotations, columns)
     # Rows in: the samples the download stage kept (its identity was checked when it finished).
     rows_in = run.stats()["stages"]["download"]["rows_kept"]
     if written.rows_in != rows_in:

@@ -17,13 +17,19 @@ from pipeline.demo.synthetic_web import SyntheticWeb, generate_web, write_input_
 from pipeline.download.stage import run_download
 from pipeline.ingest.stage import run_ingest
 from pipeline.run_dir import RunDir
+from pipeline.select.stage import run_select
 
 log = logging.getLogger(__name__)
-LAST_STAGE = "dedup"
+LAST_STAGE = "select"
 
 
 def demo_config(config: Config) -> Config:
     """The user's config, with the local image server allowed and a timeout under its slow route."""
+    if config.clip.enabled and config.clip.pretrained == "openai":
+        # No pretrained weights can be fetched offline: without a checkpoint of the user's, the
+        # demo runs pHash-only and select records that no CLIP rule ran.
+        log.warning("demo: no CLIP checkpoint given (clip.pretrained), CLIP scoring is off")
+        config = dataclasses.replace(config, clip=dataclasses.replace(config.clip, enabled=False))
     return dataclasses.replace(
         config,
         ingest=dataclasses.replace(config.ingest, allow_private_networks=True),
@@ -70,6 +76,7 @@ def run_demo(
         run_download(run.root, config)
     run_annotate(run.root, config)
     run_dedup(run.root, config)
+    run_select(run.root, config)
     return run.stats()
 
 

@@ -19,9 +19,10 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger("pipeline.spark.cluster")  # also under `python -m`
 
@@ -34,6 +35,7 @@ _STATE = "cluster.json"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # Never reach a proxy for the master's own web UI on loopback.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+T = TypeVar("T")
 
 
 # --- packaging -------------------------------------------------------------------------------
@@ -227,98 +229,120 @@ def start_standalone(
     """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
     env = spark_env()
     env["SPARK_LOCAL_IP"] = LOOPBACK  # RPC and web UIs bind to loopback only
     # One try per port (we retry on fresh ones), and no REST submission server.
     daemon_opts = "-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false"
     for var in ("SPARK_MASTER_OPTS", "SPARK_WORKER_OPTS"):
         env[var] = f"{env.get(var, '')} {daemon_opts}".strip()
-    spark_class = str(Path(env["SPARK_HOME"]) / "bin" / "spark-class")
-
-    master = None
-    for attempt in range(attempts):
-        port, webui = free_port(), free_port()
-        master = _spawn(
-            [spark_class, "org.apache.spark.deploy.master.Master", "--host", LOOPBACK]
-            + ["--port", str(port), "--webui-port", str(webui)],
-            workdir / "master.log",
-            workdir,
-            env,
-        )
-        webui_url = f"http://{LOOPBACK}:{webui}"
-        state = _wait_for(master, lambda url=webui_url: _elected(url), deadline)
-        if state is not None:
-            break
-        _terminate(master)
-        if attempt == attempts - 1 or time.monotonic() > deadline:
-            raise RuntimeError(f"Spark master did not start:\n{_tail(workdir / 'master.log')}")
-        log.warning("Spark master did not start on port %d, trying other ports", port)
-    assert master is not None
-    master_url = state["url"]
-
-    for attempt in range(attempts):
-        worker_port, worker_webui = free_port(), free_port()
-        worker = _spawn(
-            [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", LOOPBACK]
-            + ["--port", str(worker_port), "--webui-port", str(worker_webui)]
-            + ["--cores", str(cores), "--memory", memory, "--work-dir", str(workdir / "work")],
-            workdir / "worker.log",
-            workdir,
-            env,
-        )
-
-        def registered(url: str = webui_url, port: int = worker_port) -> bool | None:
-            status = _master_status(url) or {}
-            alive = [w for w in status.get("workers", []) if w.get("state") == "ALIVE"]
-            return True if any(w.get("port") == port for w in alive) else None
-
-        if _wait_for(worker, registered, deadline, also=master):
-            break
-        _terminate(worker)
-        if master.poll() is not None or attempt == attempts - 1 or time.monotonic() > deadline:
-            _terminate(master)
-            raise RuntimeError(
-                f"Spark worker did not register with {master_url}:\n{_tail(workdir / 'worker.log')}"
-            )
-        log.warning("Spark worker did not start on port %d, trying other ports", worker_port)
-
-    cluster = StandaloneCluster(
-        workdir,
-        master_url,
-        webui_url,
-        master.pid,
-        worker.pid,
-        master_start=_start_time(master.pid),
-        worker_start=_start_time(worker.pid),
-        _children=[master, worker],
-    )
+    # The daemons only schedule: a light JIT and GC leave the cores to the executors.
+    env.setdefault("SPARK_DAEMON_JAVA_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    launcher = _Launcher(workdir, env, time.monotonic() + timeout, attempts)
     try:
+        master, webui_url, master_url = launcher.master()
+        worker = launcher.worker(master, master_url, webui_url, cores, memory)
+        cluster = StandaloneCluster(
+            workdir,
+            master_url,
+            webui_url,
+            master.pid,
+            worker.pid,
+            master_start=_start_time(master.pid),
+            worker_start=_start_time(worker.pid),
+            _children=[master, worker],
+        )
         cluster.save()
     except BaseException:
-        cluster.stop()
+        for proc in launcher.started:  # failed or interrupted: leave nothing running
+            _terminate(proc)
         raise
     log.info("Spark standalone cluster up: %s (%d cores, %s)", master_url, cores, memory)
     return cluster
 
 
-def _spawn(cmd: list[str], log_file: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    log.debug("starting %s", " ".join(cmd))
-    with open(log_file, "ab") as out:
-        # Own session and process group: `stop` signals the daemons, not whoever started them.
-        return subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+@dataclass
+class _Launcher:
+    """Starts the daemons through spark-class, on fresh ports until one comes up."""
+
+    workdir: Path
+    env: dict[str, str]
+    deadline: float
+    attempts: int
+    started: list[subprocess.Popen] = field(default_factory=list)
+
+    def master(self) -> tuple[subprocess.Popen, str, str]:
+        """The master process, its web UI URL and its URL, once it is ALIVE."""
+        for attempt in range(self.attempts):
+            port, webui = free_port(), free_port()
+            master = self._spawn(
+                ["org.apache.spark.deploy.master.Master", "--host", LOOPBACK, "--port", str(port)]
+                + ["--webui-port", str(webui)],
+                "master.log",
+            )
+            webui_url = f"http://{LOOPBACK}:{webui}"
+            status = _wait_for(master, lambda url=webui_url: _elected(url), self.deadline)
+            if status is not None:
+                return master, webui_url, status["url"]
+            _terminate(master)
+            if time.monotonic() > self.deadline:
+                break
+            log.warning("Spark master did not start on port %d (attempt %d)", port, attempt + 1)
+        raise RuntimeError(f"Spark master did not start:\n{_tail(self.workdir / 'master.log')}")
+
+    def worker(
+        self, master: subprocess.Popen, master_url: str, webui_url: str, cores: int, memory: str
+    ) -> subprocess.Popen:
+        """The worker process, once the master lists it ALIVE."""
+        for attempt in range(self.attempts):
+            port, webui = free_port(), free_port()
+            worker = self._spawn(
+                ["org.apache.spark.deploy.worker.Worker", master_url, "--host", LOOPBACK]
+                + ["--port", str(port), "--webui-port", str(webui), "--cores", str(cores)]
+                + ["--memory", memory, "--work-dir", str(self.workdir / "work")],
+                "worker.log",
+            )
+
+            def registered(port: int = port) -> bool:
+                workers = (_master_status(webui_url) or {}).get("workers", [])
+                return any(w.get("port") == port and w.get("state") == "ALIVE" for w in workers)
+
+            if _wait_for(worker, registered, self.deadline, also=master):
+                return worker
+            _terminate(worker)
+            if master.poll() is not None or time.monotonic() > self.deadline:
+                break
+            log.warning("Spark worker did not start on port %d (attempt %d)", port, attempt + 1)
+        raise RuntimeError(
+            f"Spark worker did not register with {master_url}:\n"
+            + _tail(self.workdir / "worker.log")
         )
 
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
+        cmd = [str(Path(self.env["SPARK_HOME"]) / "bin" / "spark-class"), *args]
+        log.debug("starting %s", " ".join(cmd))
+        with open(self.workdir / log_name, "ab") as out:
+            # Own session and process group: signals for the daemons never reach their starter.
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self.workdir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started.append(proc)
+        return proc
 
-def _wait_for(proc: subprocess.Popen, check, deadline: float, also=None):  # type: ignore[no-untyped-def]
-    """Poll `check()` until it returns something truthy; None if `proc` (or `also`) exits first."""
+
+def _wait_for(
+    proc: subprocess.Popen,
+    check: Callable[[], T],
+    deadline: float,
+    also: subprocess.Popen | None = None,
+) -> T | None:
+    """Poll `check()` until it returns something truthy; None if `proc` (or `also`) exits first
+    or the deadline passes."""
     while time.monotonic() < deadline:
         if proc.poll() is not None or (also is not None and also.poll() is not None):
             return None

@@ -17,7 +17,7 @@ from pipeline.dedup.stage import run_dedup
 from pipeline.demo.synthetic_web import load_ground_truth
 from pipeline.ledger import read_ledger
 from pipeline.spark.dedup_plan import dedup_decisions
-from tests.conftest import copy_run
+from tests.conftest import NO_CLIP, copy_run
 
 
 def _picture_of(run, web):
@@ -37,7 +37,7 @@ def _picture_of(run, web):
 @pytest.fixture(scope="module")
 def deduped(annotated, tmp_path_factory):
     run = copy_run(annotated[0].root, tmp_path_factory.mktemp("dedup") / "run")
-    return run, run_dedup(run.root, load_config())
+    return run, run_dedup(run.root, load_config(None, NO_CLIP))
 
 
 def _clusters(run) -> dict[str, str]:

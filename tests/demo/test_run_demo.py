@@ -21,9 +21,16 @@ def test_demo_accounts_for_every_pair(spark, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "stage" in out and "dedup" in out and str(run.root) in out
     stats = run.stats()
-    assert [s["stage"] for s in stats["funnel"]] == ["ingest", "download", "annotate", "dedup"]
+    assert [s["stage"] for s in stats["funnel"]] == [
+        "ingest",
+        "download",
+        "annotate",
+        "dedup",
+        "select",
+    ]
+    assert stats["stages"]["select"]["clip_rule"]["applied"] is False
     ledger = read_ledger(run.ledger)
-    kept = pq.read_table(run.dedup).num_rows
+    kept = pq.read_table(run.selection).num_rows
     assert stats["stages"]["ingest"]["rows_in"] == 150 == kept + ledger.num_rows
     # Running it again finds it complete and changes nothing.
     assert main(["demo", "--run-dir", str(run.root), "--pairs", "150"]) == 0

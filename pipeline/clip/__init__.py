@@ -1,0 +1,1 @@
+"""CLIP models for scoring: open_clip architectures (plus the project's small configs) and checkpoints."""

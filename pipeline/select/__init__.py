@@ -1,0 +1,1 @@
+"""Select stage: combine dedup survivors and CLIP scores into the keep-list of uids."""

@@ -1,0 +1,1 @@
+"""The bundled contrastive trainer: CLIP on webdataset shards, with zero-shot and retrieval eval."""

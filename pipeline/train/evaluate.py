@@ -1,0 +1,156 @@
+"""Evaluation: zero-shot classification on a labelled image folder (class names in prompt
+templates, as CLIP does) and image<->text recall@1/5 on held-out pairs; metrics as JSON files."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZeroShotSet:
+    """Image paths with their class names, as `generate_eval_set` writes them."""
+
+    paths: tuple[Path, ...]
+    labels: tuple[str, ...]
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.labels))
+
+
+def load_zero_shot_set(folder: str | Path) -> ZeroShotSet:
+    """Read `folder/eval.parquet` (columns path, label; paths relative to the folder)."""
+    table_path = Path(folder) / "eval.parquet"
+    try:
+        table = pq.read_table(table_path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"train.eval_data: cannot read {table_path} ({exc})") from exc
+    missing = {"path", "label"} - set(table.column_names)
+    if missing:
+        raise InputError(
+            f"train.eval_data: {table_path} lacks column(s) {', '.join(sorted(missing))}"
+            f" (found: {', '.join(table.column_names)})"
+        )
+    paths = tuple(Path(folder) / p for p in table.column("path").to_pylist())
+    labels = tuple(str(v) for v in table.column("label").to_pylist())
+    absent = [p for p in paths if not p.is_file()]
+    if absent or not paths:
+        raise InputError(
+            f"train.eval_data: {len(absent)} of {len(paths)} images missing (first: {absent[0] if absent else '-'})"
+        )
+    return ZeroShotSet(paths, labels)
+
+
+def _batches(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@torch.no_grad()
+def _encode_images(model, images: Sequence, preprocess: Callable, device, batch: int, autocast):
+    out = []
+    for chunk in _batches(images, batch):
+        pixels = []
+        for item in chunk:
+            source = io.BytesIO(item) if isinstance(item, bytes) else item
+            with Image.open(source) as img:
+                pixels.append(preprocess(img.convert("RGB")))
+        with autocast():
+            features = model.encode_image(torch.stack(pixels).to(device))
+        out.append(F.normalize(features.float(), dim=-1))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def _encode_texts(model, texts: Sequence[str], tokenizer: Callable, device, batch: int, autocast):
+    out = []
+    for chunk in _batches(texts, batch):
+        with autocast():
+            features = model.encode_text(tokenizer(list(chunk)).to(device))
+        out.append(F.normalize(features.float(), dim=-1))
+    return torch.cat(out)
+
+
+def zero_shot(
+    model,
+    data: ZeroShotSet,
+    templates: Sequence[str],
+    preprocess,
+    tokenizer,
+    device,
+    batch,
+    autocast,
+) -> dict:
+    """Top-1/top-5 accuracy with class embeddings averaged over the prompt templates."""
+    classes = data.classes
+    weights = []
+    for name in classes:
+        prompts = _encode_texts(
+            model, [t.format(name) for t in templates], tokenizer, device, batch, autocast
+        )
+        weights.append(F.normalize(prompts.mean(dim=0), dim=-1))
+    classifier = torch.stack(weights)
+    features = _encode_images(model, data.paths, preprocess, device, batch, autocast)
+    logits = features @ classifier.T
+    truth = torch.tensor([classes.index(label) for label in data.labels], device=logits.device)
+    top = logits.topk(min(5, len(classes)), dim=-1).indices
+    return {
+        "zeroshot_top1": (top[:, 0] == truth).float().mean().item(),
+        "zeroshot_top5": (top == truth[:, None]).any(dim=-1).float().mean().item(),
+        "zeroshot_images": len(data.paths),
+        "zeroshot_classes": len(classes),
+    }
+
+
+def _recall(similarity: torch.Tensor, ks: Sequence[int]) -> dict[int, float]:
+    # Rank of the true match in each row: how many candidates score strictly higher.
+    true = similarity.diagonal()[:, None]
+    ranks = (similarity > true).sum(dim=1)
+    return {k: (ranks < k).float().mean().item() for k in ks}
+
+
+def retrieval(
+    model, pairs: Sequence[tuple[bytes, str]], preprocess, tokenizer, device, batch, autocast
+) -> dict:
+    """Recall@1/5 of image->text and text->image over the held-out pairs."""
+    images = _encode_images(model, [p[0] for p in pairs], preprocess, device, batch, autocast)
+    texts = _encode_texts(model, [p[1] for p in pairs], tokenizer, device, batch, autocast)
+    sim = images @ texts.T
+    i2t, t2i = _recall(sim, (1, 5)), _recall(sim.T, (1, 5))
+    return {
+        "i2t_r1": i2t[1],
+        "i2t_r5": i2t[5],
+        "t2i_r1": t2i[1],
+        "t2i_r5": t2i[5],
+        "retrieval_pairs": len(pairs),
+    }
+
+
+def write_metrics(output: Path, metrics: dict) -> Path:
+    """metrics/step_XXXXXX.json, and metrics.jsonl rebuilt from them (so a resume never duplicates)."""
+    folder = output / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{int(metrics['step']):06d}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    entries = [json.loads(p.read_text()) for p in folder.glob("step_*.json")]
+    lines = [json.dumps(e, sort_keys=True) for e in sorted(entries, key=lambda e: e["step"])]
+    tmp = output / "metrics.jsonl.tmp"
+    tmp.write_text("".join(line + "\n" for line in lines))
+    tmp.replace(output / "metrics.jsonl")
+    return path

@@ -1,0 +1,298 @@
+"""`curate train`: check the inputs, build model, data and optimizer, resume from latest.pt when
+there is one, and run the loop with evaluation and checkpoints. Bad input is an InputError
+(exit 2) raised before anything is written."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from pipeline.config import Config, dump_yaml
+from pipeline.errors import InputError
+from pipeline.train import checkpoint
+from pipeline.train.data import Batches, StreamPlan, TrainStream, probe, read_pairs, share
+from pipeline.train.distributed import DistEnv, barrier, init_distributed, shutdown, sum_across
+from pipeline.train.evaluate import (
+    ZeroShotSet,
+    load_zero_shot_set,
+    retrieval,
+    write_metrics,
+    zero_shot,
+)
+from pipeline.train.loop import LoopParts, autocast_for, train_loop, truncate_log
+from pipeline.train.optim import build_loss, build_optimizer, schedule_state
+from pipeline.train.settings import TrainConfig, validate_train
+from pipeline.train.shards import ShardSet, resolve_shards
+
+log = logging.getLogger(__name__)
+
+TRAIN_LOG = "train_log.jsonl"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything checked before a file is written."""
+
+    train: ShardSet
+    val: ShardSet | None
+    zero_shot: ZeroShotSet | None
+    resume: dict | None
+    slots: int
+
+
+def _check_inputs(shards: str | Path, output: Path, cfg: TrainConfig, env: DistEnv) -> Inputs:
+    import open_clip
+
+    from pipeline.clip.models import register_project_configs
+
+    found = resolve_shards(shards)
+    if cfg.val_data:
+        train, val = found, resolve_shards(cfg.val_data)
+    elif cfg.holdout_shards:
+        train, val = found.split(cfg.holdout_shards)
+    else:
+        train, val = found, None
+    workers = max(1, cfg.workers)
+    if cfg.batch_size % env.world_size:
+        raise InputError(
+            f"train.batch_size={cfg.batch_size} is not a multiple of the {env.world_size} processes"
+        )
+    if cfg.batch_size // env.world_size < workers:
+        raise InputError(
+            f"train.batch_size={cfg.batch_size} gives each of {env.world_size} process(es) fewer"
+            f" samples than its {workers} loader workers; lower train.workers"
+        )
+    slots = env.world_size * workers
+    if not cfg.resampled and len(train.urls) < slots:
+        raise InputError(
+            f"train.resampled=false needs at least one shard per loader worker and process"
+            f" ({slots}), found {len(train.urls)}; use train.resampled=true or fewer workers"
+        )
+    probe(train)
+    zero_shot_set = load_zero_shot_set(cfg.eval_data) if cfg.eval_data else None
+    register_project_configs()
+    if cfg.model not in open_clip.list_models():
+        raise InputError(
+            f"train.model: unknown architecture {cfg.model!r} (e.g. curate-tiny-vit, ViT-B-32;"
+            " open_clip.list_models() names them all)"
+        )
+    if cfg.pretrained and not os.path.isfile(cfg.pretrained):
+        tags = open_clip.list_pretrained_tags_by_model(cfg.model)
+        if cfg.pretrained not in tags:
+            raise InputError(
+                f"train.pretrained: {cfg.pretrained} is neither a file nor an open_clip tag of"
+                f" {cfg.model} ({', '.join(tags) or 'it has none'})"
+            )
+    latest = output / "checkpoints" / checkpoint.LATEST
+    resume = checkpoint.load(latest) if latest.exists() else None
+    if resume is not None and resume.get("model") != cfg.model:
+        raise InputError(
+            f"{latest} was trained as {resume.get('model')!r}, not {cfg.model!r}:"
+            " set train.model to match or use another --output"
+        )
+    return Inputs(train, val, zero_shot_set, resume, slots)
+
+
+def _create_model(cfg: TrainConfig, env: DistEnv, pretrained: str):
+    import open_clip
+
+    # Same seed in every process: identical initial weights (DDP broadcasts rank 0's anyway).
+    torch.manual_seed(cfg.seed)
+    try:
+        return open_clip.create_model_and_transforms(
+            cfg.model, pretrained=pretrained or None, device=env.device, output_dict=True
+        )
+    except Exception as exc:
+        if not pretrained:
+            raise
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"train.pretrained {pretrained}: cannot load it ({first_line})") from exc
+
+
+def _data_layout(cfg: TrainConfig, env: DistEnv, inputs: Inputs) -> dict:
+    return {
+        "slots": inputs.slots,
+        "world_size": env.world_size,
+        "workers": max(1, cfg.workers),
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "resampled": cfg.resampled,
+        "shards": len(inputs.train.urls),
+        "shuffle_buffer": cfg.shuffle_buffer,
+    }
+
+
+def _starts(resume: dict | None, layout: dict, cfg: TrainConfig, env: DistEnv) -> list[int]:
+    """Per-slot stream positions to start from: exact when the data layout is unchanged."""
+    slots = layout["slots"]
+    if resume is None:
+        return [0] * slots
+    data = resume.get("data", {})
+    if data.get("layout") == layout:
+        return [int(p) for p in data["positions"]]
+    log.warning(
+        "data layout changed since the checkpoint (%s -> %s): the data order differs from an"
+        " uninterrupted run",
+        data.get("layout"),
+        layout,
+    )
+    step = int(resume["step"])
+    workers = layout["workers"]
+    rank_batch = cfg.batch_size // env.world_size
+    return [step * share(rank_batch, workers, s % workers) for s in range(slots)]
+
+
+def run_train(shards: str | Path, output: Path, config: Config) -> dict:
+    """Train config.train.model on the shards; checkpoints and metrics go to `output`.
+
+    Returns a summary: final step, last loss, final metrics, checkpoint path, samples/s.
+    """
+    cfg = config.train
+    validate_train(cfg)
+    env = init_distributed(cfg.device)
+    try:
+        return _run(shards, Path(output), config, env)
+    finally:
+        shutdown(env)
+
+
+def _run(shards: str | Path, output: Path, config: Config, env: DistEnv) -> dict:
+    import open_clip
+
+    cfg = config.train
+    inputs = _check_inputs(shards, output, cfg, env)
+    resume = inputs.resume
+    model, preprocess_train, preprocess_val = _create_model(
+        cfg, env, "" if resume else cfg.pretrained
+    )
+    tokenizer = open_clip.get_tokenizer(cfg.model)
+    optimizer = build_optimizer(model, cfg)
+    layout = _data_layout(cfg, env, inputs)
+    start = 0
+    if resume is not None:
+        model.load_state_dict(resume["state_dict"])
+        optimizer.load_state_dict(resume["optimizer"])
+        start = int(resume["step"])
+        if resume.get("scheduler") != schedule_state(cfg):
+            log.warning(
+                "learning-rate schedule changed since the checkpoint: %s", resume.get("scheduler")
+            )
+        if "rng" in resume:
+            torch.set_rng_state(resume["rng"]["torch"])
+        log.info("resuming from step %d of %d", start, cfg.steps)
+    starts = _starts(resume, layout, cfg, env)
+    autocast = autocast_for(cfg.precision, env.device)
+    pairs = read_pairs(inputs.val, cfg.eval_pairs) if inputs.val and env.is_main else []
+
+    ckpt_dir = output / "checkpoints"
+    log_path = output / TRAIN_LOG
+    if env.is_main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.remove_partial(ckpt_dir)
+        (output / "config.yaml").write_text(dump_yaml(config))
+        truncate_log(log_path, start)
+    barrier(env)
+
+    raw_model = model
+    if env.distributed:
+        device_ids = [env.device.index] if env.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(raw_model, device_ids=device_ids)
+    plan = StreamPlan(inputs.train, inputs.slots, cfg.seed, cfg.resampled, cfg.shuffle_buffer)
+    stream = TrainStream(
+        plan,
+        env.rank,
+        cfg.workers,
+        cfg.batch_size // env.world_size,
+        starts,
+        preprocess_train,
+        tokenizer,
+    )
+    batches = Batches(stream, cfg.workers, pin_memory=env.device.type == "cuda")
+    final_metrics: dict = {}
+
+    def on_eval(step: int, loss: float | None) -> None:
+        if env.is_main:
+            raw_model.eval()
+            metrics: dict = {
+                "step": step,
+                "samples_seen": step * cfg.batch_size,
+                "train_loss": loss,
+            }
+            batch = cfg.eval_batch_size
+            if inputs.zero_shot is not None:
+                metrics |= zero_shot(
+                    raw_model,
+                    inputs.zero_shot,
+                    cfg.eval_templates,
+                    preprocess_val,
+                    tokenizer,
+                    env.device,
+                    batch,
+                    autocast,
+                )
+            if pairs:
+                metrics |= retrieval(
+                    raw_model, pairs, preprocess_val, tokenizer, env.device, batch, autocast
+                )
+            write_metrics(output, metrics)
+            log.info("eval at step %d: %s", step, json.dumps(metrics, sort_keys=True))
+            final_metrics.clear()
+            final_metrics.update(metrics)
+        barrier(env)
+
+    def on_checkpoint(step: int, loss: float | None) -> None:
+        mine = [batches.positions.get(slot, 0) for slot in range(inputs.slots)]
+        positions = sum_across(env, mine)
+        if env.is_main:
+            rng = {"torch": torch.get_rng_state()}
+            if env.device.type == "cuda":
+                rng["cuda"] = torch.cuda.get_rng_state(env.device)
+            state = {
+                "state_dict": raw_model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": schedule_state(cfg),
+                "step": step,
+                "model": cfg.model,
+                "config": asdict(cfg),
+                "data": {"layout": layout, "positions": positions},
+                "rng": rng,
+                "loss": loss,
+            }
+            checkpoint.save(ckpt_dir, state, keep=cfg.keep_checkpoints)
+
+    began = time.perf_counter()
+    try:
+        last_loss = train_loop(
+            LoopParts(
+                model, raw_model, build_loss(env.rank, env.world_size), optimizer, batches, autocast
+            ),
+            cfg,
+            env,
+            start,
+            log_path,
+            on_eval,
+            on_checkpoint,
+        )
+    finally:
+        batches.close()
+    seconds = time.perf_counter() - began
+    trained = max(0, cfg.steps - start)
+    if trained == 0:
+        log.info("nothing to do: %s is already at step %d", ckpt_dir / checkpoint.LATEST, start)
+        done_metrics = output / "metrics" / f"step_{start:06d}.json"
+        if done_metrics.exists():
+            final_metrics.update(json.loads(done_metrics.read_text()))
+    return {
+        "step": max(start, cfg.steps),
+        "resumed_from": start if resume is not None else None,
+        "loss": last_loss if last_loss is not None else (resume or {}).get("loss"),
+        "metrics": dict(final_metrics),
+        "checkpoint": str(ckpt_dir / checkpoint.LATEST),
+        "samples_per_s": trained * cfg.batch_size / seconds if trained and seconds > 0 else 0.0,
+    }

@@ -28,7 +28,8 @@ PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
 SPARK_HOME ?= $(shell $(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
 JOBS := $(basename $(notdir $(wildcard jobs/*.py)))
 
-.PHONY: install test lint format ingest download demo bench-ingest bench-download clean \
+.PHONY: install test lint format ingest download annotate dedup select train demo \
+	bench-ingest bench-download bench-phash bench-dedup bench-clip bench-train clean \
 	package submit cluster-up cluster-down
 
 install: $(VENV)/.installed
@@ -58,6 +59,20 @@ ingest: install
 download: install
 	$(CURATE) download --run-dir $(RUN_DIR) $(ARGS)
 
+annotate: install
+	$(CURATE) annotate --run-dir $(RUN_DIR) $(ARGS)
+
+dedup: install
+	$(CURATE) dedup --run-dir $(RUN_DIR) $(ARGS)
+
+select: install
+	$(CURATE) select --run-dir $(RUN_DIR) $(ARGS)
+
+SHARDS ?= $(RUN_DIR)/downloads
+TRAIN_OUT ?= $(RUN_DIR)/train
+train: install
+	$(CURATE) train --shards $(SHARDS) --output $(TRAIN_OUT) $(ARGS)
+
 demo: install
 	$(CURATE) demo --run-dir $(RUN_DIR) $(ARGS)
 
@@ -66,6 +81,18 @@ bench-ingest: install
 
 bench-download: install
 	$(PY) -m benchmarks.bench_download
+
+bench-phash: install
+	$(PY) -m benchmarks.bench_phash
+
+bench-dedup: install
+	$(PY) -m benchmarks.bench_dedup
+
+bench-clip: install
+	$(PY) -m benchmarks.bench_clip
+
+bench-train: install
+	$(PY) -m benchmarks.bench_train
 
 package: install
 	$(PY) -m pipeline.spark.cluster package --out $(PYFILES)

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.train.settings import TrainConfig
+from pipeline.train.settings import TrainConfig, validate_train
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,12 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads 5e-4 (no dot) as a string; it is still a number.
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif hint is str:
         if isinstance(value, str):
             return value
@@ -354,6 +360,7 @@ def validate(config: Config) -> None:
         raise ConfigError(
             f"config clip.threshold: a cosine similarity in [-1, 1], got {cl.threshold}"
         )
+    validate_train(config.train)
     if config.spark.task_max_failures < 1:
         raise ConfigError("config spark.task_max_failures: must be at least 1")
 

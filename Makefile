@@ -26,7 +26,7 @@ PYSPARK_PYTHON ?= $(abspath $(PY))
 PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
 # The pip package's launch scripts look for pyspark with `python3` unless SPARK_HOME is set.
 SPARK_HOME ?= $(shell $(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
-JOBS := $(basename $(notdir $(wildcard jobs/*.py)))
+JOBS := $(patsubst %_job,%,$(basename $(notdir $(wildcard jobs/*_job.py))))
 
 .PHONY: install test lint format ingest download annotate dedup select train demo \
 	bench-ingest bench-download bench-phash bench-dedup bench-clip bench-train clean \
@@ -102,13 +102,13 @@ ifneq ($(PACK_ENV),)
 endif
 
 submit: package
-	@test -n "$(STAGE)" && test -f jobs/$(STAGE).py || { echo "usage: make submit STAGE=<$(subst $() ,|,$(JOBS))> RUN_DIR=... SPARK_MASTER=spark://host:port [INPUT=...] [SPARK_CONF=\"--conf a=b ...\"] [SET=\"section.key=value ...\"]"; exit 2; }
+	@test -n "$(STAGE)" && test -f jobs/$(STAGE)_job.py || { echo "usage: make submit STAGE=<$(subst $() ,|,$(JOBS))> RUN_DIR=... SPARK_MASTER=spark://host:port [INPUT=...] [SPARK_CONF=\"--conf a=b ...\"] [SET=\"section.key=value ...\"]"; exit 2; }
 	@test -n "$(SPARK_MASTER)" || { echo "make submit: set SPARK_MASTER (spark://host:port, yarn, k8s://...) or run make cluster-up"; exit 2; }
 	@test "$(STAGE)" != ingest || test -n "$(INPUT)" || { echo "make submit STAGE=ingest: set INPUT=path/to/parquet"; exit 2; }
 	SPARK_HOME=$(SPARK_HOME) $(if $(findstring spark://127.0.0.1:,$(SPARK_MASTER)),SPARK_LOCAL_IP=127.0.0.1) \
 	$(VENV)/bin/spark-submit --master $(SPARK_MASTER) --py-files $(PYFILES) \
 		--conf spark.pyspark.python=$(PYSPARK_PYTHON) --conf spark.pyspark.driver.python=$(PYSPARK_DRIVER_PYTHON) \
-		$(SPARK_CONF) jobs/$(STAGE).py $(if $(filter ingest,$(STAGE)),--input $(INPUT)) --run-dir $(RUN_DIR) $(ARGS)
+		$(SPARK_CONF) jobs/$(STAGE)_job.py $(if $(filter ingest,$(STAGE)),--input $(INPUT)) --run-dir $(RUN_DIR) $(ARGS)
 
 cluster-up: install
 	$(PY) -m pipeline.spark.cluster up --dir $(CLUSTER_DIR) --cores $(CLUSTER_CORES) --memory $(CLUSTER_MEMORY)

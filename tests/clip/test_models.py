@@ -64,9 +64,7 @@ def test_offline_tag_says_how_to_proceed():
 
 
 def test_good_checkpoint_loads(bad_checkpoints):
-    net, preprocess, tokenizer = load_clip(
-        "curate-micro-vit", str(bad_checkpoints / "micro.pt"), "cpu"
-    )
+    net, _, tokenizer = load_clip("curate-micro-vit", str(bad_checkpoints / "micro.pt"), "cpu")
     assert not net.training
     assert tokenizer(["a red circle"]).shape == (1, 24)
 

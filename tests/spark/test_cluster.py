@@ -85,7 +85,7 @@ def _submit(
     conf: dict[str, str],
     sets: list[str],
 ) -> tuple[subprocess.Popen, Path]:
-    """Start `spark-submit jobs/ingest.py` against the cluster; returns the process and its log."""
+    """Start `spark-submit jobs/ingest_job.py` against the cluster; returns the process and its log."""
     python = sys.executable
     conf = {
         "spark.pyspark.python": python,
@@ -107,7 +107,7 @@ def _submit(
         "--executor-memory",
         "1g",
         *[arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")],
-        str(ROOT / "jobs" / "ingest.py"),
+        str(ROOT / "jobs" / "ingest_job.py"),
         "--input",
         str(src),
         "--run-dir",
@@ -229,7 +229,7 @@ def test_package_imports_without_the_source_tree(tmp_path):
     """The --py-files zip alone provides every module the jobs import (executors have no
     checkout): import them with the editable install's finder removed."""
     package = build_pyfiles_zip(tmp_path / "curate.zip")
-    stages = [p.stem for p in sorted((ROOT / "jobs").glob("*.py"))]
+    stages = [p.stem.removesuffix("_job") for p in sorted((ROOT / "jobs").glob("*_job.py"))]
     probe = f"""
 import importlib, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]

@@ -1,4 +1,4 @@
-"""spark-submit entry point of the download stage: `spark-submit jobs/download.py --run-dir DIR ...`
+"""spark-submit entry point of the download stage: `spark-submit jobs/download_job.py --run-dir DIR ...`
 takes the same arguments as `curate download`; on a cluster `--master`, img2dataset's pyspark
 distributor runs the download on the executors."""
 

@@ -1,4 +1,4 @@
-"""spark-submit entry point of the ingest stage: `spark-submit jobs/ingest.py --input PATH --run-dir
+"""spark-submit entry point of the ingest stage: `spark-submit jobs/ingest_job.py --input PATH --run-dir
 DIR ...` takes the same arguments as `curate ingest`; spark-submit's cluster `--master` is used."""
 
 import sys

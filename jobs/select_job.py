@@ -1,4 +1,4 @@
-"""spark-submit entry point of the select stage: `spark-submit jobs/select.py --run-dir DIR ...`
+"""spark-submit entry point of the select stage: `spark-submit jobs/select_job.py --run-dir DIR ...`
 takes the same arguments as `curate select`; spark-submit's cluster `--master` is used."""
 
 import sys

@@ -1,4 +1,4 @@
-"""spark-submit entry point of the dedup stage: `spark-submit jobs/dedup.py --run-dir DIR ...`
+"""spark-submit entry point of the dedup stage: `spark-submit jobs/dedup_job.py --run-dir DIR ...`
 takes the same arguments as `curate dedup`; spark-submit's cluster `--master` is used."""
 
 import sys

@@ -1,4 +1,4 @@
-"""spark-submit entry point of the annotate stage: `spark-submit jobs/annotate.py --run-dir DIR ...`
+"""spark-submit entry point of the annotate stage: `spark-submit jobs/annotate_job.py --run-dir DIR ...`
 takes the same arguments as `curate annotate`; spark-submit's cluster `--master` is used."""
 
 import sys

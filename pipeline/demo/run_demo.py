@@ -36,7 +36,7 @@ def demo_config(config: Config) -> Config:
         download=dataclasses.replace(
             config.download,
             allowed_networks=(*config.download.allowed_networks, "127.0.0.1/32"),
-            timeout=min(config.download.timeout, 2.0),
+            timeout=min(config.download.timeout, 3.0),
         ),
     )
 

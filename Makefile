@@ -28,8 +28,8 @@ PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
 SPARK_HOME ?= $(shell $(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
 JOBS := $(patsubst %_job,%,$(basename $(notdir $(wildcard jobs/*_job.py))))
 
-.PHONY: install test lint format ingest download annotate dedup select train demo \
-	bench-ingest bench-download bench-phash bench-dedup bench-clip bench-train clean \
+.PHONY: install test lint format ingest download annotate dedup select shard train demo \
+	bench-ingest bench-download bench-phash bench-dedup bench-clip bench-shard bench-train clean \
 	package submit cluster-up cluster-down
 
 install: $(VENV)/.installed
@@ -68,7 +68,10 @@ dedup: install
 select: install
 	$(CURATE) select --run-dir $(RUN_DIR) $(ARGS)
 
-SHARDS ?= $(RUN_DIR)/downloads
+shard: install
+	$(CURATE) shard --run-dir $(RUN_DIR) $(ARGS)
+
+SHARDS ?= $(RUN_DIR)/shards
 TRAIN_OUT ?= $(RUN_DIR)/train
 train: install
 	$(CURATE) train --shards $(SHARDS) --output $(TRAIN_OUT) $(ARGS)
@@ -87,6 +90,9 @@ bench-phash: install
 
 bench-dedup: install
 	$(PY) -m benchmarks.bench_dedup
+
+bench-shard: install
+	$(PY) -m benchmarks.bench_shard
 
 bench-clip: install
 	$(PY) -m benchmarks.bench_clip

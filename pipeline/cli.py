@@ -44,6 +44,12 @@ def _select(args: argparse.Namespace, config: Config) -> None:
     run_select(args.run_dir, config)
 
 
+def _shard(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.shard.stage import run_shard
+
+    run_shard(args.run_dir, config)
+
+
 def _train(args: argparse.Namespace, config: Config) -> None:
     from pipeline.train.run import run_train
 
@@ -77,6 +83,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], boo
         _select,
         False,
     ),
+    "shard": ("write the keep-list as LAION-style webdataset shards into shards/", _shard, False),
     "train": (
         "train a CLIP model on webdataset shards (the bundled contrastive trainer)",
         _train,

@@ -159,6 +159,17 @@ class ClipConfig:
     top_fraction: float = 0.0
 
 
+@dataclass(frozen=True)
+class ShardConfig:
+    """Output shards: LAION's layout."""
+
+    # LAION-5B and img2dataset: 10,000 samples per shard.
+    samples_per_shard: int = 10_000
+    # Samples are shuffled deterministically (by a hash of seed and uid) so that every shard is
+    # a fair sample of the data: trainers read shards in parallel.
+    seed: int = 0
+
+
 PRESETS: dict[str, dict[str, str]] = {
     "default": {"url_col": "url", "caption_col": "caption", "uid_col": ""},
     "laion": {"url_col": "URL", "caption_col": "TEXT", "uid_col": ""},
@@ -176,6 +187,7 @@ class Config:
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -360,6 +372,8 @@ def validate(config: Config) -> None:
         raise ConfigError(
             f"config clip.threshold: a cosine similarity in [-1, 1], got {cl.threshold}"
         )
+    if config.shard.samples_per_shard < 1:
+        raise ConfigError("config shard.samples_per_shard: must be at least 1")
     validate_train(config.train)
     if config.spark.task_max_failures < 1:
         raise ConfigError("config spark.task_max_failures: must be at least 1")

@@ -45,6 +45,10 @@ class RunDir:
         return self.root / "selection"
 
     @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
     def ledger(self) -> Path:
         return self.root / "ledger"
 

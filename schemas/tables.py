@@ -94,6 +94,26 @@ CLIP_COLUMNS = pa.schema(
 # `selection/`: the keep-list (DataComp's apply_filter output), sorted by uid.
 SELECTION = pa.schema([UID, pa.field("clip_score", pa.float32())])
 
+# One row per sample of `shards/NNNNN.parquet` (and the same fields in each KEY.json member).
+SHARD_SAMPLE = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),  # NNNNN (shard) + zero-padded index
+        UID,
+        pa.field("url", pa.string()),
+        pa.field("caption", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("original_width", pa.int32()),
+        pa.field("original_height", pa.int32()),
+        pa.field("lang", pa.string()),
+        pa.field("lang_score", pa.float32()),
+        pa.field("clip_score", pa.float32()),
+        pa.field("phash", pa.string()),  # 16 hex digits
+        pa.field("sha256", pa.string()),
+        pa.field("source_key", pa.string()),  # downloads/<shard>.tar member the bytes came from
+    ]
+)
+
 # `dedup/`: the samples kept by dedup, with the cluster each belongs to.
 DEDUP = pa.schema(
     [

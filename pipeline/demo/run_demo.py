@@ -18,9 +18,10 @@ from pipeline.download.stage import run_download
 from pipeline.ingest.stage import run_ingest
 from pipeline.run_dir import RunDir
 from pipeline.select.stage import run_select
+from pipeline.shard.stage import run_shard
 
 log = logging.getLogger(__name__)
-LAST_STAGE = "select"
+LAST_STAGE = "shard"
 
 
 def demo_config(config: Config) -> Config:
@@ -77,6 +78,7 @@ def run_demo(
     run_annotate(run.root, config)
     run_dedup(run.root, config)
     run_select(run.root, config)
+    run_shard(run.root, config)
     return run.stats()
 
 

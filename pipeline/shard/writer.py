@@ -33,23 +33,56 @@ def is_complete(out: Path, name: str) -> bool:
     return all((out / f"{name}{suffix}").exists() for suffix in (".tar", ".parquet", "_stats.json"))
 
 
-def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = _MTIME
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info, io.BytesIO(data)
+class _TarWriter:
+    """A USTAR writer for plain members: tarfile's own headers (TarInfo.tobuf), without
+    addfile's per-member object copies, through one large buffer. The output is what tarfile
+    writes: 512-byte blocks, two zero blocks at the end, padded to tarfile's record size."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
+        self._size = 0
+
+    def add(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = _MTIME
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+        padding = -len(data) % tarfile.BLOCKSIZE
+        self._file.write(header)
+        self._file.write(data)
+        self._file.write(b"\0" * padding)
+        self._size += len(header) + len(data) + padding
+
+    def close(self) -> None:
+        end = 2 * tarfile.BLOCKSIZE
+        end += -(self._size + end) % tarfile.RECORDSIZE
+        self._file.write(b"\0" * end)
+        self._file.close()
 
 
-def _read_image(downloads: Path, shard: str, offset: int, size: int) -> bytes:
-    with open(downloads / f"{shard}.tar", "rb") as tar:
-        tar.seek(offset)
-        data = tar.read(size)
-    if len(data) != size:
-        raise OSError(f"downloads/{shard}.tar: short read at offset {offset}")
-    return data
+class _SourceTars:
+    """Open source tars once per shard written, and read image bytes at recorded offsets."""
+
+    def __init__(self, downloads: Path) -> None:
+        self._downloads = downloads
+        self._open: dict[str, io.BufferedReader] = {}
+
+    def read(self, shard: str, offset: int, size: int) -> bytes:
+        handle = self._open.get(shard)
+        if handle is None:
+            handle = self._open[shard] = open(self._downloads / f"{shard}.tar", "rb")  # noqa: SIM115
+        handle.seek(offset)
+        data = handle.read(size)
+        if len(data) != size:
+            raise OSError(f"downloads/{shard}.tar: short read at offset {offset}")
+        return data
+
+    def close(self) -> None:
+        for handle in self._open.values():
+            handle.close()
 
 
 def _replace(tmp: Path, final: Path) -> None:
@@ -63,10 +96,11 @@ def write_shard(
     name = shard_name(shard_id)
     records = []
     tmp_tar = out / f".{name}.tar.tmp"
-    with tarfile.open(tmp_tar, "w", format=tarfile.USTAR_FORMAT) as tar:
+    tar, sources = _TarWriter(tmp_tar), _SourceTars(downloads)
+    try:
         for row in rows:
             key = sample_key(shard_id, row["index"], index_digits)
-            image = _read_image(downloads, row["shard"], row["offset"], row["image_bytes"])
+            image = sources.read(row["shard"], row["offset"], row["image_bytes"])
             record = {
                 "key": key,
                 "uid": row["uid"],
@@ -85,9 +119,12 @@ def write_shard(
             }
             records.append(record)
             # Sorted member order within a sample: KEY.jpg < KEY.json < KEY.txt.
-            tar.addfile(*_member(f"{key}.jpg", image))
-            tar.addfile(*_member(f"{key}.json", json.dumps(record, sort_keys=True).encode()))
-            tar.addfile(*_member(f"{key}.txt", (row["caption"] or "").encode()))
+            tar.add(f"{key}.jpg", image)
+            tar.add(f"{key}.json", json.dumps(record, sort_keys=True).encode())
+            tar.add(f"{key}.txt", (row["caption"] or "").encode())
+    finally:
+        tar.close()
+        sources.close()
     table = pa.Table.from_pylist(records, schema=SHARD_SAMPLE)
     tmp_parquet = out / f".{name}.parquet.tmp"
     pq.write_table(table, tmp_parquet)

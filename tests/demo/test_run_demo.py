@@ -1,5 +1,5 @@
 """`curate demo` end to end on a small synthetic web: every stage runs and every input row is
-accounted for (kept by the last stage or in exactly one ledger)."""
+accounted for: input rows = samples in the shards + ledger rows."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def test_demo_accounts_for_every_pair(spark, tmp_path, capsys):
         "annotate",
         "dedup",
         "select",
+        "shard",
     ]
     assert stats["stages"]["select"]["clip_rule"]["applied"] is False
     ledger = read_ledger(run.ledger)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
 STAGES = ("ingest", "download", "annotate", "dedup", "select", "shard")
 
 
@@ -76,6 +78,13 @@ class RunDir:
     def is_complete(self, stage: str) -> bool:
         """A stage is complete once its entry is in stats.json (written last, atomically)."""
         return stage in self.stats().get("stages", {})
+
+    def completed_entry(self, stage: str) -> dict[str, Any] | None:
+        """The stage's stats.json entry if it is complete (a stage then does nothing), else None."""
+        if not self.is_complete(stage):
+            return None
+        log.info("%s: already complete in %s, nothing to do", stage, self.root)
+        return self.stats()["stages"][stage]
 
     def forget(self, stages: tuple[str, ...]) -> None:
         """Mark stages incomplete (their entries leave stats.json), so they run again."""

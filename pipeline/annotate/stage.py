@@ -24,9 +24,9 @@ STAGE = "annotate"
 def run_annotate(run_dir: Path | str, config: Config) -> dict[str, Any]:
     """Run the annotate stage; returns its stats.json entry. Does nothing if already complete."""
     run = RunDir(Path(run_dir).resolve())
-    if run.is_complete(STAGE):
-        log.info("annotate: already complete in %s, nothing to do", run.root)
-        return run.stats()["stages"][STAGE]
+    done = run.completed_entry(STAGE)
+    if done is not None:
+        return done
     run.require("download", "download")
     clip = config.clip if config.clip.enabled else None
     if clip is not None:

@@ -23,9 +23,9 @@ STAGE = "dedup"
 def run_dedup(run_dir: Path | str, config: Config) -> dict[str, Any]:
     """Run the dedup stage; returns its stats.json entry. Does nothing if already complete."""
     run = RunDir(Path(run_dir).resolve())
-    if run.is_complete(STAGE):
-        log.info("dedup: already complete in %s, nothing to do", run.root)
-        return run.stats()["stages"][STAGE]
+    done = run.completed_entry(STAGE)
+    if done is not None:
+        return done
     run.require("annotate", "annotate")
     cfg = config.dedup
     eval_hashes = (

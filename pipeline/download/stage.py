@@ -85,9 +85,9 @@ def write_shard_ledger(run: RunDir, shard: str) -> tuple[int, int]:
 def run_download(run_dir: Path | str, config: Config) -> dict[str, Any]:
     """Run the download stage; returns its stats.json entry. Does nothing if already complete."""
     run = RunDir(Path(run_dir).resolve())
-    if run.is_complete(STAGE):
-        log.info("download: already complete in %s, nothing to do", run.root)
-        return run.stats()["stages"][STAGE]
+    done = run.completed_entry(STAGE)
+    if done is not None:
+        return done
     run.require("ingest", "ingest")
     started = time.monotonic()
     cfg = config.download

@@ -24,9 +24,9 @@ STAGE = "ingest"
 def run_ingest(input_path: str, run_dir: Path | str, config: Config) -> dict[str, Any]:
     """Run the ingest stage; returns its stats.json entry. Does nothing if already complete."""
     run = RunDir(Path(run_dir).resolve())
-    if run.is_complete(STAGE):
-        log.info("ingest: already complete in %s, nothing to do", run.root)
-        return run.stats()["stages"][STAGE]
+    done = run.completed_entry(STAGE)
+    if done is not None:
+        return done
     started = time.monotonic()
     cfg = config.ingest
     model_path = resolve_model_path(cfg.langid_model)

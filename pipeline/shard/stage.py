@@ -23,9 +23,9 @@ STAGE = "shard"
 def run_shard(run_dir: Path | str, config: Config) -> dict[str, Any]:
     """Run the shard stage; returns its stats.json entry. Complete shards are not rewritten."""
     run = RunDir(Path(run_dir).resolve())
-    if run.is_complete(STAGE):
-        log.info("shard: already complete in %s, nothing to do", run.root)
-        return run.stats()["stages"][STAGE]
+    done = run.completed_entry(STAGE)
+    if done is not None:
+        return done
     run.require("select", "select")
     started = time.monotonic()
     spark = get_spark(config.spark)

@@ -55,6 +55,10 @@ class RunDir:
         return self.root / "ledger"
 
     @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    @property
     def config_file(self) -> Path:
         return self.root / "config.yaml"
 

@@ -1,0 +1,88 @@
+"""The run directory's tables as Arrow, read with pyarrow on the driver (the report is a summary,
+not a Spark stage): only the columns the report draws on are read."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from pipeline.ledger import read_ledger
+from pipeline.run_dir import RunDir
+
+log = logging.getLogger(__name__)
+
+# Where the demo leaves the planted truth of its synthetic web; a run without it has no
+# precision/recall section.
+GROUND_TRUTH = Path("web") / "ground_truth.parquet"
+# Written by the demo's training comparison (pipeline/demo/compare.py).
+COMPARISON = "comparison.json"
+
+
+def read_parquet_dir(path: Path, columns: list[str] | None = None) -> pa.Table | None:
+    """All parquet files under `path` (Spark's _SUCCESS and dot files skipped), or None if absent.
+
+    Columns that the table lacks are left out rather than failing: clip_score exists only when
+    annotate scored with CLIP.
+    """
+    if not path.exists():
+        return None
+    files = sorted(str(p) for p in path.rglob("*.parquet") if not p.name.startswith((".", "_")))
+    if not files:
+        return None
+    dataset = ds.dataset(files, format="parquet")
+    if columns is not None:
+        columns = [c for c in columns if c in dataset.schema.names]
+    return dataset.to_table(columns=columns)
+
+
+@dataclass
+class RunTables:
+    """What the report reads from one run directory."""
+
+    run: RunDir
+    stats: dict[str, Any]
+    ledger: pa.Table
+    candidates: pa.Table | None
+    annotations: pa.Table | None
+    selection: pa.Table | None
+    comparison: dict[str, Any] | None
+
+    @property
+    def ground_truth_path(self) -> Path:
+        return self.run.root / GROUND_TRUTH
+
+
+def load_run_tables(run_dir: Path | str) -> RunTables:
+    """Read stats, ledger and the stage outputs the report needs."""
+    run = RunDir(Path(run_dir).resolve())
+    comparison_path = run.root / COMPARISON
+    comparison = json.loads(comparison_path.read_text()) if comparison_path.is_file() else None
+    return RunTables(
+        run=run,
+        stats=run.stats(),
+        ledger=read_ledger(run.ledger),
+        candidates=read_parquet_dir(run.candidates, ["uid", "url", "caption", "lang"]),
+        annotations=read_parquet_dir(
+            run.annotations,
+            [
+                "uid",
+                "shard",
+                "offset",
+                "image_bytes",
+                "width",
+                "height",
+                "original_width",
+                "original_height",
+                "phash",
+                "clip_score",
+            ],
+        ),
+        selection=read_parquet_dir(run.selection, ["uid", "clip_score"]),
+        comparison=comparison,
+    )

@@ -1,0 +1,333 @@
+"""The report's sections, each a function from the run's tables to (heading, HTML)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.report import plots
+from pipeline.report.ground_truth import fate_columns, score_against_truth
+from pipeline.report.html_page import Sample, esc, grid, plot, table
+from pipeline.report.run_tables import RunTables
+from pipeline.report.thumbnails import png_uri, read_image_bytes, thumbnail_uri
+from schemas.reasons import REASONS
+
+log = logging.getLogger(__name__)
+
+KEPT_SAMPLES = 24
+SAMPLES_PER_REASON = 8
+DUPLICATE_CLUSTERS = 8
+DUPLICATES_PER_CLUSTER = 5
+
+Section = tuple[str, str]
+
+
+@dataclass
+class Lookup:
+    """uid -> caption/URL (candidates, then recovered input rows) and uid -> image location."""
+
+    text: dict[str, tuple[str, str]] = field(default_factory=dict)
+    image: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    phash: dict[str, int] = field(default_factory=dict)
+    clip: dict[str, float] = field(default_factory=dict)
+
+
+def build_lookup(tables: RunTables, pairs: pa.Table | None) -> Lookup:
+    look = Lookup()
+    for source in (pairs, tables.candidates):  # candidates last: they win
+        if source is not None:
+            look.text.update(
+                zip(
+                    source.column("uid").to_pylist(),
+                    zip(
+                        source.column("caption").to_pylist(),
+                        source.column("url").to_pylist(),
+                        strict=True,
+                    ),
+                    strict=True,
+                )
+            )
+    ann = tables.annotations
+    if ann is not None:
+        uids = ann.column("uid").to_pylist()
+        look.image = dict(
+            zip(
+                uids,
+                zip(
+                    ann.column("shard").to_pylist(),
+                    ann.column("offset").to_pylist(),
+                    ann.column("image_bytes").to_pylist(),
+                    strict=True,
+                ),
+                strict=True,
+            )
+        )
+        look.phash = dict(zip(uids, ann.column("phash").to_pylist(), strict=True))
+        if "clip_score" in ann.schema.names:
+            look.clip = {
+                u: s
+                for u, s in zip(uids, ann.column("clip_score").to_pylist(), strict=True)
+                if s is not None
+            }
+    return look
+
+
+def _sample(tables: RunTables, look: Lookup, uid: str, note: str = "") -> Sample:
+    caption = look.text.get(uid, (None, None))[0]
+    thumb = None
+    where = look.image.get(uid)
+    if where is not None and where[1] is not None:
+        try:
+            thumb = thumbnail_uri(read_image_bytes(tables.run.downloads, *where))
+        except OSError as exc:
+            log.debug("report: no thumbnail for %s (%s)", uid, exc)
+    score = look.clip.get(uid)
+    if score is not None:
+        note = f"{note} · clip {score:.3f}" if note else f"clip {score:.3f}"
+    return Sample(uid=uid, caption=caption, thumbnail=thumb, note=note)
+
+
+def funnel_section(tables: RunTables) -> Section:
+    stages = tables.stats.get("stages", {})
+    rows = [
+        (name, e["rows_in"], e["rows_kept"], e["rows_dropped"], e.get("seconds"))
+        for name, e in stages.items()
+    ]
+    body = table(["stage", "rows in", "kept", "dropped", "seconds"], rows)
+    if rows:
+        chart = plots.funnel_chart([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        body += plot(png_uri(chart), "funnel: rows in and kept per stage")
+    reasons = [
+        (code, REASONS[code].description if code in REASONS else "", n)
+        for entry in stages.values()
+        for code, n in entry["dropped_by_reason"].items()
+    ]
+    body += "<h3>Drops per reason</h3>" + table(["reason", "meaning", "rows"], reasons, text_cols=2)
+    if stages:
+        first = next(iter(stages.values()))["rows_in"]
+        last = list(stages.values())[-1]["rows_kept"]
+        total = sum(n for _, _, n in reasons)
+        body += (
+            f'<p class="note">Accounting: {first:,} input rows = {last:,} kept + '
+            f"{total:,} ledger rows ({'holds' if first == last + total else 'DOES NOT HOLD'}).</p>"
+        )
+    return "Funnel", body
+
+
+def comparison_section(tables: RunTables) -> Section | None:
+    comp = tables.comparison
+    if not comp:
+        return None
+    runs = comp["runs"]
+    rows = [
+        (
+            name,
+            r.get("training_samples"),
+            r.get("steps"),
+            r.get("zeroshot_top1"),
+            r.get("zeroshot_top5"),
+            r.get("final_loss"),
+        )
+        for name, r in runs.items()
+    ]
+    body = (
+        f"<p>The same model ({esc(comp.get('model'))}) and budget ({comp.get('steps')} steps of "
+        f"{comp.get('batch_size')} pairs, seed {comp.get('seed')}) trained on each dataset, then "
+        f"evaluated zero-shot on {comp.get('eval_images')} clean held-out images over "
+        f"{comp.get('eval_classes')} classes.</p>"
+    )
+    body += table(
+        [
+            "trained on",
+            "pairs available",
+            "steps",
+            "zero-shot top-1",
+            "zero-shot top-5",
+            "final loss",
+        ],
+        rows,
+    )
+    curves = {}
+    for name, r in runs.items():
+        log_path = Path(r.get("train_dir", "")) / "train_log.jsonl"
+        if log_path.is_file():
+            lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()]
+            curves[name] = ([x["step"] for x in lines], [x["loss"] for x in lines])
+    if curves:
+        body += plot(png_uri(plots.loss_curves(curves, "Training loss")), "training loss curves")
+    return "Training comparison: raw vs curated", body
+
+
+def truth_section(tables: RunTables, pairs: pa.Table | None) -> Section | None:
+    path = tables.ground_truth_path
+    if pairs is None or "gt_id" not in pairs.schema.names or not path.is_file():
+        return None
+    truth = pq.read_table(path, columns=["gt_id", "noise", "duplicate_of"])
+    kept = (
+        set(tables.selection.column("uid").to_pylist()) if tables.selection is not None else set()
+    )
+    if not tables.run.is_complete("shard"):
+        kept = set()
+    report = score_against_truth(truth, pairs, tables.ledger, kept)
+    body = (
+        f"<p>{report.matched:,} input rows matched the planted ground truth ({esc(path.name)}). "
+        "Precision: the share of a filter's drops that carry the noise it targets. Recall: the "
+        "share of targeted rows reaching the filter that it dropped (for dedup: drops against "
+        "group members minus one kept copy per group).</p>"
+    )
+    body += table(
+        ["filter", "stage", "dropped", "correct", "targeted", "precision", "recall"],
+        [
+            (s.name, s.stage, s.dropped, s.correct, s.expected, s.precision, s.recall)
+            for s in report.scores
+        ],
+        text_cols=2,
+    )
+    columns = fate_columns(report)
+    body += "<h3>Where each kind of planted noise ended</h3>" + table(
+        ["noise kind", *columns],
+        [(kind, *(row.get(c, 0) for c in columns)) for kind, row in report.fates.items()],
+    )
+    return "Filters against the planted ground truth", body
+
+
+def distributions_section(tables: RunTables) -> Section:
+    parts = []
+    ann = tables.annotations
+    if ann is not None and "clip_score" in ann.schema.names:
+        scores = pc.drop_null(ann.column("clip_score")).to_numpy()
+        rule = tables.stats.get("stages", {}).get("select", {}).get("clip_rule", {})
+        threshold = rule.get("threshold") if rule.get("applied") else None
+        if len(scores):
+            parts.append(
+                plot(
+                    png_uri(
+                        plots.histogram(
+                            scores,
+                            "CLIP score (image-caption cosine similarity)",
+                            "clip_score",
+                            threshold=threshold,
+                            threshold_label=f"select threshold {threshold:.3f}"
+                            if threshold is not None
+                            else "",
+                        )
+                    ),
+                    "CLIP score histogram",
+                )
+            )
+    cands = tables.candidates
+    if cands is not None and cands.num_rows:
+        lengths = pc.utf8_length(cands.column("caption")).to_numpy()
+        parts.append(
+            plot(
+                png_uri(plots.histogram(lengths, "Caption length (kept by ingest)", "characters")),
+                "caption lengths",
+            )
+        )
+    langs: Counter[str] = Counter()
+    if cands is not None:
+        langs.update(x for x in cands.column("lang").to_pylist() if x)
+    dropped_lang = tables.ledger.filter(pc.equal(tables.ledger.column("reason"), "ingest.language"))
+    langs.update(str(d).split(" ", 1)[0] for d in dropped_lang.column("detail").to_pylist() if d)
+    if langs:
+        top = langs.most_common(15)
+        parts.append(
+            plot(
+                png_uri(
+                    plots.bar_chart(
+                        [k for k, _ in top], [v for _, v in top], "Languages (fastText)", "rows"
+                    )
+                ),
+                "languages",
+            )
+        )
+    if ann is not None and ann.num_rows:
+        parts.append(
+            plot(
+                png_uri(
+                    plots.size_scatter(
+                        ann.column("original_width").to_pylist(),
+                        ann.column("original_height").to_pylist(),
+                        "Downloaded image sizes",
+                    )
+                ),
+                "image sizes",
+            )
+        )
+    return "Distributions", "".join(parts) or "<p>No data yet.</p>"
+
+
+def kept_section(tables: RunTables, look: Lookup) -> Section | None:
+    if tables.selection is None:
+        return None
+    # uids are hashes: the smallest ones are a fair, reproducible sample.
+    uids = sorted(tables.selection.column("uid").to_pylist())[:KEPT_SAMPLES]
+    return "Kept samples", grid([_sample(tables, look, u) for u in uids])
+
+
+def dropped_section(tables: RunTables, look: Lookup) -> Section:
+    by_reason: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    ledger = tables.ledger.sort_by("uid")
+    for uid, reason, detail in zip(
+        ledger.column("uid").to_pylist(),
+        ledger.column("reason").to_pylist(),
+        ledger.column("detail").to_pylist(),
+        strict=True,
+    ):
+        if len(by_reason[reason]) < SAMPLES_PER_REASON:
+            by_reason[reason].append((uid, detail))
+    parts = []
+    for reason in sorted(by_reason):
+        meaning = REASONS[reason].description if reason in REASONS else ""
+        cells = [
+            _sample(tables, look, uid, str(detail) if detail else "")
+            for uid, detail in by_reason[reason]
+        ]
+        parts.append(f"<h3>{esc(reason)}</h3><p class='note'>{esc(meaning)}</p>{grid(cells)}")
+    return "Dropped samples per reason", "".join(parts) or "<p>Nothing was dropped.</p>"
+
+
+def duplicates_section(tables: RunTables, look: Lookup) -> Section | None:
+    dups = tables.ledger.filter(
+        pc.is_in(
+            tables.ledger.column("reason"),
+            pa.array(["dedup.exact_duplicate", "dedup.near_duplicate"]),
+        )
+    )
+    if dups.num_rows == 0:
+        return None
+    clusters: dict[str, list[str]] = defaultdict(list)
+    for uid, kept in zip(
+        dups.column("uid").to_pylist(), dups.column("detail").to_pylist(), strict=True
+    ):
+        clusters[kept].append(uid)
+    # Largest clusters first, ties by uid: the most instructive, reproducibly.
+    chosen = sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:DUPLICATE_CLUSTERS]
+    parts = []
+    for kept, members in chosen:
+        cells = [_sample(tables, look, kept, "kept")]
+        for uid in sorted(members)[:DUPLICATES_PER_CLUSTER]:
+            a, b = look.phash.get(kept), look.phash.get(uid)
+            bits = (
+                bin((a ^ b) & (2**64 - 1)).count("1") if a is not None and b is not None else None
+            )
+            cells.append(
+                _sample(
+                    tables, look, uid, f"dropped, {bits} bits" if bits is not None else "dropped"
+                )
+            )
+        parts.append(
+            '<div class="cluster">' + "".join(f"<div>{grid([c])}</div>" for c in cells) + "</div>"
+        )
+    return (
+        "Duplicate clusters",
+        f"<p>{len(clusters):,} clusters; the {len(chosen)} largest, the kept sample first, each "
+        "dropped copy with its pHash distance to it.</p>" + "".join(parts),
+    )

@@ -28,7 +28,7 @@ PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
 SPARK_HOME ?= $(shell $(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
 JOBS := $(patsubst %_job,%,$(basename $(notdir $(wildcard jobs/*_job.py))))
 
-.PHONY: install test lint format ingest download annotate dedup select shard train demo \
+.PHONY: install test lint format ingest download annotate dedup select shard run report train demo \
 	bench-ingest bench-download bench-phash bench-dedup bench-clip bench-shard bench-train clean \
 	package submit cluster-up cluster-down
 
@@ -70,6 +70,13 @@ select: install
 
 shard: install
 	$(CURATE) shard --run-dir $(RUN_DIR) $(ARGS)
+
+run: install
+	@test -n "$(INPUT)" || { echo "usage: make run INPUT=path/to/parquet [RUN_DIR=...]"; exit 2; }
+	$(CURATE) run --input $(INPUT) --run-dir $(RUN_DIR) $(ARGS)
+
+report: install
+	$(CURATE) report --run-dir $(RUN_DIR) $(ARGS)
 
 SHARDS ?= $(RUN_DIR)/shards
 TRAIN_OUT ?= $(RUN_DIR)/train

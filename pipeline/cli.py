@@ -50,6 +50,21 @@ def _shard(args: argparse.Namespace, config: Config) -> None:
     run_shard(args.run_dir, config)
 
 
+def _run(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.demo.run_demo import summary_lines
+    from pipeline.run_all import run_all
+
+    stats = run_all(args.input, args.run_dir, config)
+    print("\n".join(summary_lines(stats)))
+    print(f"\nreport: {Path(args.run_dir).resolve() / 'report' / 'index.html'}")
+
+
+def _report(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.report.stage import run_report
+
+    print(run_report(args.run_dir, config))
+
+
 def _train(args: argparse.Namespace, config: Config) -> None:
     from pipeline.train.run import run_train
 
@@ -59,9 +74,16 @@ def _train(args: argparse.Namespace, config: Config) -> None:
 def _demo(args: argparse.Namespace, config: Config) -> None:
     from pipeline.demo.run_demo import run_demo, summary_lines
 
-    stats = run_demo(args.run_dir, config, pairs=args.pairs, seed=args.seed)
+    stats = run_demo(
+        args.run_dir,
+        config,
+        pairs=args.pairs,
+        seed=args.seed,
+        eval_per_class=args.eval_per_class,
+    )
     print("\n".join(summary_lines(stats)))
     print(f"\nrun directory: {Path(args.run_dir).resolve()}")
+    print(f"report: {Path(args.run_dir).resolve() / 'report' / 'index.html'}")
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], bool]] = {
@@ -84,12 +106,19 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], boo
         False,
     ),
     "shard": ("write the keep-list as LAION-style webdataset shards into shards/", _shard, False),
+    "run": ("every stage in order, ingest to shard, then the report", _run, True),
+    "report": ("write report/index.html: funnel, plots, samples, ground truth", _report, False),
     "train": (
         "train a CLIP model on webdataset shards (the bundled contrastive trainer)",
         _train,
         False,
     ),
-    "demo": ("run the pipeline on a generated synthetic web served on 127.0.0.1", _demo, False),
+    "demo": (
+        "the whole pipeline, a bootstrapped CLIP and a raw-vs-curated training comparison"
+        " on a synthetic web served on 127.0.0.1",
+        _demo,
+        False,
+    ),
 }
 
 
@@ -110,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--pairs", type=int, default=2000, help="size of the synthetic web")
             p.add_argument("--seed", type=int, default=0, help="seed of the synthetic web")
+            p.add_argument(
+                "--eval-per-class",
+                type=int,
+                default=20,
+                help="clean held-out images per class for the zero-shot comparison",
+            )
         else:
             p.add_argument("--run-dir", required=True, type=Path, help="the run directory")
         p.add_argument("--config", type=Path, help="YAML config file")

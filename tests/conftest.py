@@ -128,3 +128,31 @@ def scored(downloaded, tiny_checkpoint, tmp_path_factory):
     run_annotate(run.root, config)
     run_dedup(run.root, config)
     return run, config
+
+
+# A reduced `curate demo`: a small web, a short training budget, a small eval set.
+DEMO_PAIRS = 150
+DEMO_ARGS = [
+    "--pairs",
+    str(DEMO_PAIRS),
+    "--eval-per-class",
+    "2",
+    "--set",
+    "download.processes=1",
+    "--set",
+    "train.steps=20",
+    "--set",
+    "train.batch_size=32",
+    "--set",
+    "train.workers=0",
+]
+
+
+@pytest.fixture(scope="session")
+def demo_run(spark, tmp_path_factory) -> RunDir:
+    """The reduced demo, run once through the CLI: every stage, both trainings, the report."""
+    from pipeline.cli import main
+
+    run = RunDir(tmp_path_factory.mktemp("demo") / "run")
+    assert main(["demo", "--run-dir", str(run.root), *DEMO_ARGS]) == 0
+    return run

@@ -51,7 +51,15 @@ def run_annotate(run_dir: Path | str, config: Config) -> dict[str, Any]:
         written.rows_kept,
         written.dropped,
         time.monotonic() - started,
-        {"shards": len(shards)},
+        {
+            "shards": len(shards),
+            # Which model produced clip_score: a threshold means nothing without it.
+            "clip": {
+                "enabled": config.clip.enabled,
+                "model": config.clip.model,
+                "pretrained": config.clip.pretrained,
+            },
+        },
     )
     log.info("annotate: %d images, %d annotated", rows_in, written.rows_kept)
     return entry

@@ -1,5 +1,6 @@
-"""`curate demo`: generate the synthetic web, serve it on 127.0.0.1, run every implemented stage
-on it, and summarise the funnel."""
+"""`curate demo`: generate the synthetic web, serve it on 127.0.0.1, run every stage on it,
+bootstrap a CLIP scorer on the raw downloads, select, shard, train the same model on the curated
+shards, compare both zero-shot on a clean held-out set, and write the report."""
 
 from __future__ import annotations
 
@@ -12,25 +13,35 @@ from typing import Any
 from pipeline.annotate.stage import run_annotate
 from pipeline.config import Config
 from pipeline.dedup.stage import run_dedup
+from pipeline.demo.compare import (
+    CURATED,
+    RAW,
+    demo_train_config,
+    scorer_config,
+    train_on,
+    write_comparison,
+)
 from pipeline.demo.image_server import ImageServer
-from pipeline.demo.synthetic_web import SyntheticWeb, generate_web, write_input_parquet
+from pipeline.demo.synthetic_web import (
+    SyntheticWeb,
+    generate_eval_set,
+    generate_web,
+    write_input_parquet,
+)
 from pipeline.download.stage import run_download
 from pipeline.ingest.stage import run_ingest
+from pipeline.report.stage import run_report
 from pipeline.run_dir import RunDir
 from pipeline.select.stage import run_select
 from pipeline.shard.stage import run_shard
 
 log = logging.getLogger(__name__)
-LAST_STAGE = "shard"
+# Clean held-out pictures per class for zero-shot evaluation (36 classes).
+EVAL_PER_CLASS = 20
 
 
 def demo_config(config: Config) -> Config:
     """The user's config, with the local image server allowed and a timeout under its slow route."""
-    if config.clip.enabled and config.clip.pretrained == "openai":
-        # No pretrained weights can be fetched offline: without a checkpoint of the user's, the
-        # demo runs pHash-only and select records that no CLIP rule ran.
-        log.warning("demo: no CLIP checkpoint given (clip.pretrained), CLIP scoring is off")
-        config = dataclasses.replace(config, clip=dataclasses.replace(config.clip, enabled=False))
     return dataclasses.replace(
         config,
         ingest=dataclasses.replace(config.ingest, allow_private_networks=True),
@@ -42,18 +53,9 @@ def demo_config(config: Config) -> Config:
     )
 
 
-def run_demo(
-    run_dir: Path | str, config: Config, pairs: int = 2000, seed: int = 0
-) -> dict[str, Any]:
-    """Run the demo into `run_dir` (web in `run_dir/web`); returns stats.json's content.
-
-    A finished demo is not redone. An unfinished one starts over: the server's port, and so the
-    URLs and uids, differ between runs.
-    """
-    run = RunDir(Path(run_dir).resolve())
-    if run.is_complete(LAST_STAGE):
-        log.info("demo: already complete in %s", run.root)
-        return run.stats()
+def _start_over(run: RunDir) -> None:
+    """Remove an unfinished download's traces: the server's port, and so the URLs and uids,
+    differ between runs, so ingest and download are redone together."""
     for leftover in (
         run.candidates,
         run.downloads,
@@ -66,24 +68,68 @@ def run_demo(
             shutil.rmtree(leftover)
         elif leftover.exists():
             leftover.unlink()
+
+
+def _fetch(run: RunDir, config: Config, pairs: int, seed: int) -> None:
+    """Generate (or reuse) the web, serve it, and run ingest and download against it."""
     web_dir = run.root / "web"
     web = SyntheticWeb.load(web_dir) if (web_dir / "ground_truth.parquet").exists() else None
     if web is None or web.n_pairs != pairs:
         web = generate_web(web_dir, n_pairs=pairs, seed=seed)
-    config = demo_config(config)
     with ImageServer(web.files_dir, slow_seconds=5.0) as server:
         source = write_input_parquet(web, server.base_url, run.root / "input.parquet")
         run_ingest(str(source), run.root, config)
         run_download(run.root, config)
+
+
+def _scorer(config: Config, raw: dict[str, Any]) -> Config:
+    """The CLIP settings annotate uses: the user's checkpoint if given, else the raw model."""
+    if config.clip.enabled and config.clip.pretrained == "openai":
+        # No pretrained weights can be fetched offline: bootstrap from the raw-data model.
+        return scorer_config(config, Path(raw["checkpoint"]))
+    return config
+
+
+def run_demo(
+    run_dir: Path | str,
+    config: Config,
+    pairs: int = 2000,
+    seed: int = 0,
+    eval_per_class: int = EVAL_PER_CLASS,
+) -> dict[str, Any]:
+    """Run the whole demo into `run_dir` (web in `run_dir/web`); returns stats.json's content
+    with the training comparison under "comparison".
+
+    Finished steps are not redone. An unfinished download starts over (see _start_over).
+    """
+    run = RunDir(Path(run_dir).resolve())
+    config = demo_train_config(demo_config(config), run.root / "web" / "eval")
+    if not run.is_complete("download"):
+        _start_over(run)
+        _fetch(run, config, pairs, seed)
+    eval_dir = run.root / "web" / "eval"
+    if not (eval_dir / "eval.parquet").is_file():
+        generate_eval_set(eval_dir, n_per_class=eval_per_class, seed=seed + 1)
+    raw = train_on(run, RAW, run.downloads, config)
+    config = _scorer(config, raw)
     run_annotate(run.root, config)
     run_dedup(run.root, config)
     run_select(run.root, config)
     run_shard(run.root, config)
-    return run.stats()
+    curated = train_on(run, CURATED, run.shards, config)
+    stages = run.stats()["stages"]
+    comparison = write_comparison(
+        run,
+        config,
+        {RAW: raw, CURATED: curated},
+        {RAW: stages["download"]["rows_kept"], CURATED: stages["shard"]["rows_kept"]},
+    )
+    run_report(run.root, config)
+    return run.stats() | {"comparison": comparison}
 
 
 def summary_lines(stats: dict[str, Any]) -> list[str]:
-    """A short text table of the funnel and the drops per reason code."""
+    """A short text table of the funnel, the drops per reason code and the training comparison."""
     lines = [f"{'stage':<10} {'rows in':>9} {'kept':>9} {'dropped':>9}"]
     for stage, entry in stats.get("stages", {}).items():
         lines.append(
@@ -94,4 +140,25 @@ def summary_lines(stats: dict[str, Any]) -> list[str]:
     for entry in stats.get("stages", {}).values():
         for reason, n in entry["dropped_by_reason"].items():
             lines.append(f"{reason:<34} {n:>6}")
+    comparison = stats.get("comparison")
+    if comparison:
+        lines += [
+            "",
+            f"zero-shot on {comparison['eval_images']} clean images, {comparison['eval_classes']}"
+            f" classes ({comparison['model']}, {comparison['steps']} steps x"
+            f" {comparison['batch_size']}):",
+            f"{'trained on':<12} {'pairs':>7} {'top-1':>7} {'top-5':>7}",
+        ]
+        for name, r in comparison["runs"].items():
+            lines.append(
+                f"{name:<12} {r['training_samples']:>7} {_pct(r['zeroshot_top1']):>7}"
+                f" {_pct(r['zeroshot_top5']):>7}"
+            )
+        margin = comparison.get("top1_margin")
+        if margin is not None:
+            lines.append(f"curated - raw top-1: {margin * 100:+.1f} points")
     return lines
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"

@@ -198,6 +198,13 @@ def truth_section(tables: RunTables, pairs: pa.Table | None) -> Section | None:
     return "Filters against the planted ground truth", body
 
 
+def _scorer_name(tables: RunTables) -> str:
+    clip = tables.stats.get("stages", {}).get("annotate", {}).get("clip") or {}
+    if not clip.get("enabled"):
+        return ""
+    return f" ({clip['model']}, {Path(str(clip['pretrained'])).name})"
+
+
 def distributions_section(tables: RunTables) -> Section:
     parts = []
     ann = tables.annotations
@@ -211,7 +218,7 @@ def distributions_section(tables: RunTables) -> Section:
                     png_uri(
                         plots.histogram(
                             scores,
-                            "CLIP score (image-caption cosine similarity)",
+                            f"CLIP score{_scorer_name(tables)}: image-caption cosine similarity",
                             "clip_score",
                             threshold=threshold,
                             threshold_label=f"select threshold {threshold:.3f}"

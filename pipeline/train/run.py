@@ -148,6 +148,16 @@ def _starts(resume: dict | None, layout: dict, cfg: TrainConfig, env: DistEnv) -
     return [step * share(rank_batch, workers, s % workers) for s in range(slots)]
 
 
+def draft_side(model: torch.nn.Module) -> int:
+    """Smallest side a JPEG may be decoded at: twice the model's input, so the random crop and
+    the resize still start from more pixels than they keep."""
+    size = getattr(getattr(model, "visual", None), "image_size", None)
+    if size is None:
+        return 0
+    side = max(size) if isinstance(size, tuple | list) else int(size)
+    return 2 * side
+
+
 def run_train(shards: str | Path, output: Path, config: Config) -> dict:
     """Train config.train.model on the shards; checkpoints and metrics go to `output`.
 
@@ -212,6 +222,7 @@ def _run(shards: str | Path, output: Path, config: Config, env: DistEnv) -> dict
         starts,
         preprocess_train,
         tokenizer,
+        draft_side=draft_side(raw_model),
     )
     batches = Batches(stream, cfg.workers, pin_memory=env.device.type == "cuda")
     final_metrics: dict = {}

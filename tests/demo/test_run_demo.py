@@ -1,5 +1,6 @@
-"""`curate demo` end to end on a small synthetic web: every stage runs and every input row is
-accounted for: input rows = samples in the shards + ledger rows."""
+"""`curate demo` end to end on a small synthetic web: every stage runs, every input row is
+accounted for (input rows = samples in the shards + ledger rows), the CLIP scorer is bootstrapped
+from the raw-data model, and both comparison models are trained and evaluated."""
 
 from __future__ import annotations
 
@@ -8,20 +9,13 @@ import json
 import pyarrow.parquet as pq
 
 from pipeline.cli import main
+from pipeline.demo.compare import DEMO_TOP_FRACTION
 from pipeline.ledger import read_ledger
-from pipeline.run_dir import RunDir
+from tests.conftest import DEMO_ARGS, DEMO_PAIRS
 
 
-def test_demo_accounts_for_every_pair(spark, tmp_path, capsys):
-    run = RunDir(tmp_path / "demo")
-    assert (
-        main(
-            ["demo", "--run-dir", str(run.root), "--pairs", "150", "--set", "download.processes=1"]
-        )
-        == 0
-    )
-    out = capsys.readouterr().out
-    assert "stage" in out and "dedup" in out and str(run.root) in out
+def test_demo_accounts_for_every_pair(demo_run):
+    run = demo_run
     stats = run.stats()
     assert [s["stage"] for s in stats["funnel"]] == [
         "ingest",
@@ -31,11 +25,52 @@ def test_demo_accounts_for_every_pair(spark, tmp_path, capsys):
         "select",
         "shard",
     ]
-    assert stats["stages"]["select"]["clip_rule"]["applied"] is False
     ledger = read_ledger(run.ledger)
     kept = sum(json.loads((run.shards / "sizes.json").read_text()).values())
     assert kept == pq.read_table(run.selection).num_rows
-    assert stats["stages"]["ingest"]["rows_in"] == 150 == kept + ledger.num_rows
-    # Running it again finds it complete and changes nothing.
-    assert main(["demo", "--run-dir", str(run.root), "--pairs", "150"]) == 0
-    assert run.stats() == stats
+    assert stats["stages"]["ingest"]["rows_in"] == DEMO_PAIRS == kept + ledger.num_rows
+    # Every ledger uid is a distinct input pair: nothing counted twice.
+    assert len(set(ledger.column("uid").to_pylist())) == ledger.num_rows
+
+
+def test_demo_bootstraps_the_scorer_from_the_raw_model(demo_run):
+    stats = demo_run.stats()
+    rule = stats["stages"]["select"]["clip_rule"]
+    assert rule["applied"] is True
+    assert rule["top_fraction"] == DEMO_TOP_FRACTION
+    assert stats["stages"]["select"]["dropped_by_reason"].get("select.clip_score", 0) > 0
+    assert stats["stages"]["annotate"]["clip"] == {
+        "enabled": True,
+        "model": "curate-micro-vit",
+        "pretrained": str(demo_run.root / "train" / "raw" / "checkpoints" / "latest.pt"),
+    }
+    scores = pq.read_table(demo_run.annotations, columns=["clip_score"]).column("clip_score")
+    assert scores.null_count == 0
+
+
+def test_demo_compares_raw_and_curated_training(demo_run):
+    comparison = json.loads((demo_run.root / "comparison.json").read_text())
+    assert comparison["model"] == "curate-micro-vit"
+    assert (comparison["steps"], comparison["batch_size"]) == (20, 32)
+    assert comparison["eval_images"] == 72 and comparison["eval_classes"] == 36
+    stats = demo_run.stats()["stages"]
+    runs = comparison["runs"]
+    assert runs["raw"]["training_samples"] == stats["download"]["rows_kept"]
+    assert runs["curated"]["training_samples"] == stats["shard"]["rows_kept"]
+    for r in runs.values():
+        assert r["steps"] == 20
+        assert 0.0 <= r["zeroshot_top1"] <= r["zeroshot_top5"] <= 1.0
+    assert (
+        comparison["top1_margin"] == runs["curated"]["zeroshot_top1"] - runs["raw"]["zeroshot_top1"]
+    )
+    assert (demo_run.report / "index.html").is_file()
+
+
+def test_demo_run_again_changes_nothing(demo_run, capsys):
+    stats = demo_run.stats()
+    before = (demo_run.root / "comparison.json").read_text()
+    assert main(["demo", "--run-dir", str(demo_run.root), *DEMO_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "curated - raw top-1" in out and "report: " in out
+    assert demo_run.stats() == stats
+    assert (demo_run.root / "comparison.json").read_text() == before

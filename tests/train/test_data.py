@@ -118,3 +118,26 @@ def test_read_pairs_in_order(small_shards):
     pairs = read_pairs(resolve_shards(small_shards), limit=10)
     assert len(pairs) == 10
     assert all(img[:2] == b"\xff\xd8" and isinstance(text, str) and text for img, text in pairs)
+
+
+def test_draft_decode_keeps_the_model_input_and_stays_close(transforms):
+    """A JPEG decoded in draft mode (at >= 2x the model's side) gives the same tensor shape and
+    nearly the same pixels as a full decode."""
+    from PIL import Image
+
+    from pipeline.train.data import Decoder
+    from pipeline.train.run import draft_side
+
+    register_project_configs()
+    model = open_clip.create_model("curate-tiny-vit")
+    side = draft_side(model)
+    assert side == 128  # curate-tiny-vit reads 64 px
+    picture = Image.radial_gradient("L").convert("RGB").resize((416, 480))
+    data = io.BytesIO()
+    picture.save(data, format="JPEG", quality=95)
+    sample = {"jpg": data.getvalue(), "txt": b"a gradient"}
+    _, _, preprocess_val = open_clip.create_model_and_transforms("curate-tiny-vit")
+    full = Decoder(preprocess_val, seed=0, slot=0)(sample, 0)
+    draft = Decoder(preprocess_val, seed=0, slot=0, draft_side=side)(sample, 0)
+    assert full[0].shape == draft[0].shape == (3, 64, 64) and draft[1] == "a gradient"
+    assert (full[0] - draft[0]).abs().mean().item() < 0.05

@@ -1,0 +1,75 @@
+"""Filters scored against a planted truth: exact precision, recall and fates on a hand-made run."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from pipeline.report.ground_truth import KEPT, fate_columns, score_against_truth
+
+# gt_id: (noise, duplicate_of, where it ended: a reason code or KEPT)
+ROWS = {
+    0: ("clean", None, KEPT),
+    1: ("mismatched_caption", None, "select.clip_score"),
+    2: ("boilerplate_caption", None, "ingest.caption_repeated"),
+    3: ("non_english", None, KEPT),  # missed by language ID
+    4: ("fault_404", None, "download.http_error"),
+    5: ("exact_duplicate", 0, "dedup.exact_duplicate"),
+    6: ("clean", None, "select.clip_score"),  # a false positive of the CLIP rule
+    7: ("mismatched_caption", None, KEPT),  # missed by the CLIP rule
+    8: ("near_duplicate_resize", 9, KEPT),
+    9: ("clean", None, "dedup.near_duplicate"),  # the original dropped, its copy kept: correct
+}
+
+
+@pytest.fixture(scope="module")
+def report():
+    truth = pa.table(
+        {
+            "gt_id": list(ROWS),
+            "noise": [r[0] for r in ROWS.values()],
+            "duplicate_of": pa.array([r[1] for r in ROWS.values()], pa.int64()),
+        }
+    )
+    pairs = pa.table({"uid": [f"u{g}" for g in ROWS], "gt_id": list(ROWS)})
+    dropped = {g: r[2] for g, r in ROWS.items() if r[2] != KEPT}
+    ledger = pa.table(
+        {
+            "uid": [f"u{g}" for g in dropped],
+            "stage": [code.split(".")[0] for code in dropped.values()],
+            "reason": list(dropped.values()),
+            "detail": [None] * len(dropped),
+        }
+    )
+    kept = {f"u{g}" for g, r in ROWS.items() if r[2] == KEPT}
+    return score_against_truth(truth, pairs, ledger, kept)
+
+
+@pytest.mark.parametrize(
+    ("name", "dropped", "correct", "expected", "precision", "recall"),
+    [
+        ("alt-text rules (ALIGN, DataComp)", 1, 1, 1, 1.0, 1.0),
+        ("language ID (fastText lid.176)", 0, 0, 1, None, 0.0),
+        ("download checks (img2dataset + guards)", 1, 1, 1, 1.0, 1.0),
+        ("pHash dedup", 2, 2, 2, 1.0, 1.0),
+        ("CLIP score", 2, 1, 2, 0.5, 0.5),
+    ],
+)
+def test_filter_scores(report, name, dropped, correct, expected, precision, recall):
+    score = next(s for s in report.scores if s.name == name)
+    assert (score.dropped, score.correct, score.expected) == (dropped, correct, expected)
+    assert (score.precision, score.recall) == (precision, recall)
+
+
+def test_fates_per_noise_kind(report):
+    assert report.matched == 10
+    assert {k: {w: n for w, n in v.items() if n} for k, v in report.fates.items()} == {
+        "clean": {KEPT: 1, "dedup": 1, "select": 1},
+        "mismatched_caption": {KEPT: 1, "select": 1},
+        "boilerplate_caption": {"ingest": 1},
+        "non_english": {KEPT: 1},
+        "fault_404": {"download": 1},
+        "exact_duplicate": {"dedup": 1},
+        "near_duplicate_resize": {KEPT: 1},
+    }
+    assert fate_columns(report) == [KEPT, "ingest", "download", "dedup", "select"]

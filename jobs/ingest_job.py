@@ -1,10 +1,9 @@
-"""spark-submit entry point of the ingest stage: `spark-submit jobs/ingest_job.py --input PATH --run-dir
-DIR ...` takes the same arguments as `curate ingest`; spark-submit's cluster `--master` is used."""
+"""spark-submit entry point of the ingest stage: `spark-submit jobs/ingest_job.py --input PATH --run-dir DIR ...`
+takes the same arguments as `curate ingest`; the session uses spark-submit's `--master`."""
 
 import sys
 
 from pipeline.cli import main
-from pipeline.spark.cluster import job_argv
 
 if __name__ == "__main__":
-    sys.exit(main(job_argv("ingest", sys.argv[1:])))
+    sys.exit(main(["ingest", *sys.argv[1:]]))

@@ -1,10 +1,9 @@
 """spark-submit entry point of the select stage: `spark-submit jobs/select_job.py --run-dir DIR ...`
-takes the same arguments as `curate select`; spark-submit's cluster `--master` is used."""
+takes the same arguments as `curate select`; the session uses spark-submit's `--master`."""
 
 import sys
 
 from pipeline.cli import main
-from pipeline.spark.cluster import job_argv
 
 if __name__ == "__main__":
-    sys.exit(main(job_argv("select", sys.argv[1:])))
+    sys.exit(main(["select", *sys.argv[1:]]))

@@ -5,23 +5,53 @@ open_clip's), loaded with `weights_only=True`. Bad weights are an InputError (ex
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import pickle
+import tempfile
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
-MODEL_CONFIGS = Path(__file__).with_name("model_configs")
+# A Traversable: a folder when the package is on disk, a zipfile.Path inside the --py-files zip
+# that executors import from (where Path(__file__) names no real file).
+MODEL_CONFIGS: Traversable = files(__package__) / "model_configs"
+
+
+def project_configs() -> dict[str, str]:
+    """Architecture name -> JSON text of the configs shipped in pipeline/clip/model_configs."""
+    return {
+        entry.name.removesuffix(".json"): entry.read_text(encoding="utf-8")
+        for entry in sorted(MODEL_CONFIGS.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".json")
+    }
 
 
 @functools.cache
 def register_project_configs() -> list[str]:
-    """Make the JSON configs shipped in pipeline/clip/model_configs known to open_clip."""
+    """Make the project's JSON configs known to open_clip; returns their names."""
     import open_clip
 
-    open_clip.add_model_config(MODEL_CONFIGS)
-    return sorted(p.stem for p in MODEL_CONFIGS.glob("*.json"))
+    configs = project_configs()
+    for name, text in configs.items():
+        try:
+            json.loads(text)
+        except ValueError as exc:  # open_clip's own error would not name the file
+            raise RuntimeError(f"model_configs/{name}.json is not valid JSON ({exc})") from exc
+    # open_clip registers configs from files only, and ours may sit inside a zip: it reads
+    # copies once (its registry keeps them after the folder is gone).
+    with tempfile.TemporaryDirectory(prefix="curate-clip-configs-") as tmp:
+        for name, text in configs.items():
+            (Path(tmp) / f"{name}.json").write_text(text, encoding="utf-8")
+        open_clip.add_model_config(tmp)
+    missing = sorted(set(configs) - set(open_clip.list_models()))
+    if missing:
+        # open_clip skips a config without embed_dim, vision_cfg and text_cfg silently.
+        raise RuntimeError(f"open_clip did not accept the model configs {missing}")
+    return sorted(configs)
 
 
 def known_architectures() -> list[str]:

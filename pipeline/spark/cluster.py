@@ -1,5 +1,6 @@
-"""Running on a Spark cluster: the `--py-files` package, what a job does under spark-submit, and a
-standalone master and worker on 127.0.0.1 from the pip-installed pyspark (`make cluster-up`).
+"""Running on a Spark cluster: the `--py-files` package, and a standalone master and worker on
+127.0.0.1 from the pip-installed pyspark (`make cluster-up`). Under spark-submit the session takes
+the submitted master itself (pipeline.spark.session), so the jobs in jobs/ only call the CLI.
 
 `python -m pipeline.spark.cluster up|down|package` is what the Makefile calls.
 """
@@ -75,34 +76,6 @@ def build_pyfiles_zip(out: Path | str = DEFAULT_ZIP, root: Path | None = None) -
     tmp.replace(out)
     log.info("packaged %d files of %s into %s", count, ", ".join(PACKAGES), out)
     return out
-
-
-# --- jobs under spark-submit -----------------------------------------------------------------
-
-
-def submitted_master() -> str | None:
-    """The master spark-submit started this driver with, or None outside spark-submit."""
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # set by spark-submit's PythonRunner
-        return None
-    from pyspark import SparkConf, SparkContext
-
-    # Connects to spark-submit's JVM (the session later reuses it); a SparkConf made before
-    # that would not see the JVM's settings.
-    SparkContext._ensure_initialized()
-    return SparkConf().get("spark.master", None)
-
-
-def job_argv(stage: str, argv: Sequence[str]) -> list[str]:
-    """`curate` arguments for a job file: spark-submit's cluster `--master` overrides config.
-
-    The session is built from our config, which would otherwise put a submitted job in local mode.
-    A local master from spark-submit (its default is plain `local[*]`, which never retries a task)
-    is ignored, so the config's `local[N,F]` applies.
-    """
-    master = submitted_master()
-    if master and not master.startswith("local"):
-        return [stage, *argv, "--set", f"spark.master={master}"]
-    return [stage, *argv]
 
 
 # --- a standalone cluster on 127.0.0.1 -------------------------------------------------------

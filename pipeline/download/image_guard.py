@@ -4,6 +4,7 @@ bombs) and truncation, which OpenCV's JPEG decoder silently pads with grey."""
 from __future__ import annotations
 
 import io
+import os
 import warnings
 
 from img2dataset.resizer import Resizer
@@ -53,5 +54,8 @@ class SafeResizer(Resizer):
         error = inspect_image(img_stream.read(), self.max_pixels)
         if error is not None:
             return None, None, None, None, None, error
+        # OpenCV reads its decode bound once, at the first decode of the process: set it here so
+        # that Spark executors (pyspark distributor), which never ran the driver's setup, get it.
+        os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(self.max_pixels)
         img_stream.seek(0)
         return super().__call__(img_stream, blurring_bbox_list)

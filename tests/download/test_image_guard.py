@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -115,3 +116,17 @@ def test_bomb_is_refused_without_the_memory_growing(tmp_path):
     # The control: img2dataset's own resizer decodes it (about 196 MB) before any size check.
     bare = _peak_growth("bare", bomb_file)
     assert bare["growth_mb"] > 150
+
+
+def test_resizer_sets_the_opencv_bound_in_the_process_that_decodes(monkeypatch):
+    """Executors of the pyspark distributor never run the driver's setup: the resizer itself
+    sets OpenCV's decode bound before the first decode of its process."""
+    from pipeline.download.image_guard import SafeResizer
+
+    monkeypatch.delenv("OPENCV_IO_MAX_IMAGE_PIXELS", raising=False)
+    resizer = SafeResizer(
+        max_pixels=12_345_678, image_size=64, resize_mode="keep_ratio", resize_only_if_bigger=True
+    )
+    result = resizer(io.BytesIO(_jpeg()))
+    assert result[-1] is None and result[0] is not None
+    assert os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] == "12345678"

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+
+# Tests never reach the network: fail fast instead of retrying hub downloads for a minute. Set
+# before any import: huggingface_hub (imported by img2dataset) reads it once, at import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 import shutil
 from pathlib import Path
 
@@ -18,8 +23,6 @@ from pipeline.ingest.stage import run_ingest
 from pipeline.run_dir import RunDir
 from pipeline.spark.session import get_spark
 
-# Tests never reach the network: fail fast instead of retrying hub downloads for a minute.
-os.environ["HF_HUB_OFFLINE"] = "1"
 # pHash-only annotation (no CLIP weights needed); CLIP tests turn it on with their checkpoint.
 NO_CLIP = ["clip.enabled=false"]
 

@@ -218,8 +218,8 @@ def distributions_section(tables: RunTables) -> Section:
                     png_uri(
                         plots.histogram(
                             scores,
-                            f"CLIP score{_scorer_name(tables)}: image-caption cosine similarity",
-                            "clip_score",
+                            f"CLIP score{_scorer_name(tables)}",
+                            "clip_score: image-caption cosine similarity",
                             threshold=threshold,
                             threshold_label=f"select threshold {threshold:.3f}"
                             if threshold is not None

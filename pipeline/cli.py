@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--run-dir", type=Path, default=Path("runs/demo"), help="the run directory"
             )
-            p.add_argument("--pairs", type=int, default=5000, help="size of the synthetic web")
+            p.add_argument("--pairs", type=int, default=8000, help="size of the synthetic web")
             p.add_argument("--seed", type=int, default=0, help="seed of the synthetic web")
             p.add_argument(
                 "--eval-per-class",

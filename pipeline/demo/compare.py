@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # 2 cores. A `train.*` setting the user changed from its default wins over these.
 DEMO_TRAIN: dict[str, Any] = {
     "model": "curate-micro-vit",
-    "steps": 500,
+    "steps": 300,
     "batch_size": 128,
     "lr": 1e-3,
     "warmup_steps": 30,
@@ -31,7 +31,7 @@ DEMO_TRAIN: dict[str, Any] = {
 }
 # DataComp keeps the top 30 % of CommonPool by CLIP score, a pool that is mostly noise; after the
 # text, download and dedup filters about 45 % of the demo's pool has a mismatched caption.
-DEMO_TOP_FRACTION = 0.5
+DEMO_TOP_FRACTION = 0.6
 RAW = "raw"
 CURATED = "curated"
 

@@ -39,7 +39,7 @@ from pipeline.shard.stage import run_shard
 log = logging.getLogger(__name__)
 # Clean held-out pictures per class for zero-shot evaluation (36 classes).
 EVAL_PER_CLASS = 20
-DEMO_PAIRS = 5000
+DEMO_PAIRS = 8000
 # The demo's web: a quarter of alt-texts describe another picture, as in a raw crawl, where
 # CLIP filtering removes most of the pool (DataComp keeps 30 % of CommonPool); the other kinds
 # of noise keep the generator's default shares.

@@ -13,7 +13,7 @@ h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2
 table { border-collapse: collapse; margin: .6rem 0; font-size: .9rem; }
 th, td { border: 1px solid #ddd; padding: .25rem .55rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-td.text { text-align: left; max-width: 36rem; }
+td.text, th.text { text-align: left; max-width: 36rem; }
 .grid { display: flex; flex-wrap: wrap; gap: .6rem; }
 figure.sample { width: 140px; margin: 0; font-size: .72rem; }
 figure.sample img { width: 128px; height: 128px; object-fit: contain; background: #f3f3f3; }
@@ -45,7 +45,10 @@ def fmt(value: object) -> str:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], text_cols: int = 1) -> str:
     """A table; the first `text_cols` columns are left-aligned text, the rest formatted values."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    head = "".join(
+        f'<th class="text">{esc(h)}</th>' if i < text_cols else f"<th>{esc(h)}</th>"
+        for i, h in enumerate(headers)
+    )
     body = []
     for row in rows:
         cells = [

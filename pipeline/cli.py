@@ -74,12 +74,10 @@ def _train(args: argparse.Namespace, config: Config) -> None:
 def _demo(args: argparse.Namespace, config: Config) -> None:
     from pipeline.demo.run_demo import run_demo, summary_lines
 
+    # Unset flags keep run_demo's own defaults (DEMO_PAIRS, EVAL_PER_CLASS): one place for them.
+    sizes = {"pairs": args.pairs, "eval_per_class": args.eval_per_class}
     stats = run_demo(
-        args.run_dir,
-        config,
-        pairs=args.pairs,
-        seed=args.seed,
-        eval_per_class=args.eval_per_class,
+        args.run_dir, config, seed=args.seed, **{k: v for k, v in sizes.items() if v is not None}
     )
     print("\n".join(summary_lines(stats)))
     print(f"\nrun directory: {Path(args.run_dir).resolve()}")
@@ -137,13 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--run-dir", type=Path, default=Path("runs/demo"), help="the run directory"
             )
-            p.add_argument("--pairs", type=int, default=8000, help="size of the synthetic web")
+            p.add_argument("--pairs", type=int, help="size of the synthetic web (default 8000)")
             p.add_argument("--seed", type=int, default=0, help="seed of the synthetic web")
             p.add_argument(
                 "--eval-per-class",
                 type=int,
-                default=20,
-                help="clean held-out images per class for the zero-shot comparison",
+                help="clean held-out images per class for the zero-shot comparison (default 20)",
             )
         else:
             p.add_argument("--run-dir", required=True, type=Path, help="the run directory")

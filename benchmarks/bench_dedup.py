@@ -14,7 +14,7 @@ import numpy as np
 
 from benchmarks.common import report_rate, report_ratio, timed
 from pipeline.config import load_config
-from pipeline.spark.dedup_plan import near_pairs
+from pipeline.dedup.plan import near_pairs
 from pipeline.spark.session import get_spark
 
 

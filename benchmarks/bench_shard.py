@@ -26,7 +26,7 @@ from pipeline.run_dir import RunDir
 from pipeline.shard.stage import run_shard
 from pipeline.shard.writer import shard_batches
 from pipeline.spark.session import get_spark
-from pipeline.spark.shard_plan import number_samples, selected_samples
+from pipeline.shard.plan import number_samples, selected_samples
 
 
 def sequential_copy(rows: list[dict], downloads: Path, target: Path) -> int:

@@ -11,7 +11,7 @@ from pipeline.clip.models import load_clip
 from pipeline.config import Config
 from pipeline.download.stage import complete_shards
 from pipeline.run_dir import RunDir
-from pipeline.spark.annotate_plan import annotate_decisions
+from pipeline.annotate.plan import annotate_decisions
 from pipeline.spark.decisions import write_decisions
 from pipeline.spark.session import get_spark
 from pipeline.stats import record_stage

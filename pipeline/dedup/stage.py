@@ -11,7 +11,7 @@ from pipeline.config import Config
 from pipeline.dedup.exclude import load_exclusion_hashes
 from pipeline.run_dir import RunDir
 from pipeline.spark.decisions import write_decisions
-from pipeline.spark.dedup_plan import dedup_decisions
+from pipeline.dedup.plan import dedup_decisions
 from pipeline.spark.session import get_spark
 from pipeline.stats import record_stage
 from schemas.tables import DEDUP

@@ -11,7 +11,7 @@ from pipeline.config import Config, dump_yaml
 from pipeline.ingest.input_check import check_local_input, is_local
 from pipeline.ingest.langid import resolve_model_path
 from pipeline.run_dir import RunDir, write_text_atomically
-from pipeline.spark import ingest_plan
+from pipeline.ingest import plan as ingest_plan
 from pipeline.spark.decisions import write_decisions
 from pipeline.spark.session import get_spark
 from pipeline.stats import record_stage

@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.run_dir import RunDir, later_stages
 from pipeline.spark.decisions import write_decisions
-from pipeline.spark.select_plan import clip_rule, pool_with_scores, select_decisions
+from pipeline.select.plan import clip_rule, pool_with_scores, select_decisions
 from pipeline.spark.session import get_spark
 from pipeline.stats import record_stage
 from schemas.tables import SELECTION

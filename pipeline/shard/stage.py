@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from pipeline.config import Config
 from pipeline.run_dir import RunDir, write_text_atomically
 from pipeline.spark.session import get_spark
-from pipeline.spark.shard_plan import write_shards
+from pipeline.shard.plan import write_shards
 from pipeline.stats import record_stage
 
 log = logging.getLogger(__name__)

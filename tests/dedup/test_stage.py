@@ -16,7 +16,7 @@ from pipeline.config import load_config
 from pipeline.dedup.stage import run_dedup
 from pipeline.demo.synthetic_web import load_ground_truth
 from pipeline.ledger import read_ledger
-from pipeline.spark.dedup_plan import dedup_decisions
+from pipeline.dedup.plan import dedup_decisions
 from tests.conftest import NO_CLIP, copy_run
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.config import IngestConfig
 from pipeline.ingest import decide, langid
-from pipeline.spark.ingest_plan import vocabulary_floor
+from pipeline.ingest.plan import vocabulary_floor
 
 CFG = IngestConfig(max_captions_per_url=3)
 MODEL = langid.default_model_path()

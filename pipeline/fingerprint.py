@@ -1,0 +1,52 @@
+"""Stage fingerprints: the output-relevant settings of a stage plus the fingerprint of the stage
+before it, hashed. A stage whose recorded fingerprint differs from the one the current settings
+give is stale, and so is everything after it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pipeline.config import Config, to_dict
+from pipeline.stages import Stage
+
+
+def stage_settings(stage: Stage, config: Config, input_path: str | None = None) -> dict[str, Any]:
+    """The flat `section.key -> value` settings that `stage`'s output depends on."""
+    plain = to_dict(config)
+    out: dict[str, Any] = {}
+    for name in stage.settings:
+        section, _, key = name.partition(".")
+        values = plain[section]
+        if key:
+            out[name] = values[key]
+        else:
+            out.update({f"{section}.{k}": v for k, v in values.items()})
+    for name in stage.ignore:
+        out.pop(name, None)
+    if stage.needs is None and input_path is not None:
+        out["input"] = str(input_path)
+    return dict(sorted(out.items()))
+
+
+def fingerprint(settings: dict[str, Any], upstream: str | None) -> str:
+    """A short, stable hash of a stage's settings and its predecessor's fingerprint."""
+    blob = json.dumps({"settings": settings, "upstream": upstream}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def changed_settings(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """`key old -> new` for every setting that differs (for the log and `curate status`)."""
+    if old is None:
+        return ["no settings recorded"]
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key, "(unset)"), new.get(key, "(unset)")
+        if before != after:
+            lines.append(f"{key} {_show(before)} -> {_show(after)}")
+    return lines
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)

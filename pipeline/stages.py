@@ -1,0 +1,123 @@
+"""The stage registry: every stage declared once, in pipeline order.
+
+The CLI's sub-commands, `curate run`, `curate status`, the demo, the Make targets and the
+spark-submit entry `jobs/stage_job.py` all read this list; the runner (pipeline.runner) does what
+every stage shares. Adding a stage is one entry here plus its own package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline, as the runner sees it.
+
+    `settings` names what the stage's output depends on: a whole config section (`"dedup"`) or
+    one key (`"clip.model"`); `ignore` takes out keys of those sections that cannot change the
+    output (thread counts, batch sizes, Spark tuning). Both feed the stage's fingerprint.
+    """
+
+    name: str
+    # The stage whose output this one reads (None: reads the --input of the run).
+    needs: str | None
+    # Its output folder in the run directory.
+    output: str
+    # "module:function": called with a pipeline.runner.StageContext, returns a StageResult.
+    entry: str
+    help: str
+    settings: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    # "module:function"(config, input_path): checks, before any stage of a run starts, what this
+    # stage will need (models, files), raising InputError; None when there is nothing to check.
+    preflight: str | None = None
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        name="ingest",
+        needs=None,
+        output="candidates",
+        entry="pipeline.ingest.stage:run",
+        help="validate, normalise and text-filter an input parquet into candidates/",
+        settings=("ingest", "network"),
+        preflight="pipeline.ingest.stage:preflight",
+    ),
+    Stage(
+        name="download",
+        needs="ingest",
+        output="downloads",
+        entry="pipeline.download.stage:run",
+        help="download candidates/ with img2dataset into downloads/",
+        settings=("download", "network"),
+        # How the work is spread (processes, threads, which distributor, shard retries) does
+        # not change which images arrive.
+        ignore=(
+            "download.distributor",
+            "download.processes",
+            "download.threads",
+            "download.max_shard_retry",
+        ),
+    ),
+    Stage(
+        name="annotate",
+        needs="download",
+        output="annotations",
+        entry="pipeline.annotate.stage:run",
+        help="per-image sizes, sha256, pHash and CLIP score of downloads/ into annotations/",
+        # CLIP runs here, so the model that scores is part of annotate; thresholds are select's.
+        settings=(
+            "annotate",
+            "clip.enabled",
+            "clip.model",
+            "clip.pretrained",
+            "clip.save_embeddings",
+        ),
+        ignore=("annotate.batch_rows",),
+        preflight="pipeline.annotate.stage:preflight",
+    ),
+    Stage(
+        name="dedup",
+        needs="annotate",
+        output="dedup",
+        entry="pipeline.dedup.stage:run",
+        help="exact and near-duplicate clusters and eval overlap into dedup/",
+        settings=("dedup",),
+        # A run that converges gives the same components whatever the round limit.
+        ignore=("dedup.max_iterations",),
+        preflight="pipeline.dedup.stage:preflight",
+    ),
+    Stage(
+        name="select",
+        needs="dedup",
+        output="selection",
+        entry="pipeline.select.stage:run",
+        help="apply the select rules (CLIP score ...) to the dedup survivors: selection/",
+        settings=("select", "clip.enabled", "clip.threshold", "clip.top_fraction"),
+    ),
+    Stage(
+        name="shard",
+        needs="select",
+        output="shards",
+        entry="pipeline.shard.stage:run",
+        help="write the keep-list as LAION-style webdataset shards into shards/",
+        settings=("shard",),
+    ),
+)
+
+STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+_BY_NAME = {s.name: s for s in STAGES}
+
+
+def get_stage(name: str) -> Stage:
+    """The stage called `name`; KeyError names the known ones."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown stage {name!r} (stages: {', '.join(STAGE_NAMES)})") from None
+
+
+def later_stages(name: str) -> tuple[Stage, ...]:
+    """The stages after `name`, in order (everything a change of `name` invalidates)."""
+    return STAGES[STAGE_NAMES.index(name) + 1 :]

@@ -26,23 +26,29 @@ PYSPARK_PYTHON ?= $(abspath $(PY))
 PYSPARK_DRIVER_PYTHON ?= $(abspath $(PY))
 # The pip package's launch scripts look for pyspark with `python3` unless SPARK_HOME is set.
 SPARK_HOME ?= $(shell $(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
-JOBS := $(patsubst %_job,%,$(basename $(notdir $(wildcard jobs/*_job.py))))
+# The stages, read from the registry (pipeline/stages.py imports nothing outside the stdlib).
+STAGES := $(shell PYTHONPATH=. $(PYTHON) -c 'from pipeline.stages import STAGE_NAMES; print(*STAGE_NAMES)')
+FORCE ?=
 
-.PHONY: install test lint format ingest download annotate dedup select shard run report train demo \
+.PHONY: install test test-fast lint format $(STAGES) run status report train demo \
 	bench-ingest bench-download bench-phash bench-dedup bench-clip bench-shard bench-train clean \
 	package submit cluster-up cluster-down
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite.
 test: install
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# The edit-test loop: no standalone cluster, no demo, no training fixtures (tests marked slow).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not cluster"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -52,24 +58,13 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-ingest: install
-	@test -n "$(INPUT)" || { echo "usage: make ingest INPUT=path/to/parquet [RUN_DIR=...]"; exit 2; }
-	$(CURATE) ingest --input $(INPUT) --run-dir $(RUN_DIR) $(ARGS)
+# One target per stage: make ingest INPUT=... RUN_DIR=..., make dedup RUN_DIR=... FORCE=1.
+$(STAGES): install
+	@test "$@" != ingest || test -n "$(INPUT)" || { echo "usage: make ingest INPUT=path/to/parquet [RUN_DIR=...]"; exit 2; }
+	$(CURATE) $@ $(if $(filter ingest,$@),--input $(INPUT)) --run-dir $(RUN_DIR) $(if $(FORCE),--force) $(ARGS)
 
-download: install
-	$(CURATE) download --run-dir $(RUN_DIR) $(ARGS)
-
-annotate: install
-	$(CURATE) annotate --run-dir $(RUN_DIR) $(ARGS)
-
-dedup: install
-	$(CURATE) dedup --run-dir $(RUN_DIR) $(ARGS)
-
-select: install
-	$(CURATE) select --run-dir $(RUN_DIR) $(ARGS)
-
-shard: install
-	$(CURATE) shard --run-dir $(RUN_DIR) $(ARGS)
+status: install
+	$(CURATE) status --run-dir $(RUN_DIR) $(ARGS)
 
 run: install
 	@test -n "$(INPUT)" || { echo "usage: make run INPUT=path/to/parquet [RUN_DIR=...]"; exit 2; }
@@ -115,13 +110,13 @@ ifneq ($(PACK_ENV),)
 endif
 
 submit: package
-	@test -n "$(STAGE)" && test -f jobs/$(STAGE)_job.py || { echo "usage: make submit STAGE=<$(subst $() ,|,$(JOBS))> RUN_DIR=... SPARK_MASTER=spark://host:port [INPUT=...] [SPARK_CONF=\"--conf a=b ...\"] [SET=\"section.key=value ...\"]"; exit 2; }
+	@test -n "$(STAGE)" && test -n "$(filter $(STAGE),$(STAGES) run)" || { echo "usage: make submit STAGE=<$(subst $() ,|,$(STAGES) run)> RUN_DIR=... SPARK_MASTER=spark://host:port [INPUT=...] [SPARK_CONF=\"--conf a=b ...\"] [SET=\"section.key=value ...\"]"; exit 2; }
 	@test -n "$(SPARK_MASTER)" || { echo "make submit: set SPARK_MASTER (spark://host:port, yarn, k8s://...) or run make cluster-up"; exit 2; }
-	@test "$(STAGE)" != ingest || test -n "$(INPUT)" || { echo "make submit STAGE=ingest: set INPUT=path/to/parquet"; exit 2; }
+	@test -z "$(filter ingest run,$(STAGE))" || test -n "$(INPUT)" || { echo "make submit STAGE=$(STAGE): set INPUT=path/to/parquet"; exit 2; }
 	SPARK_HOME=$(SPARK_HOME) $(if $(findstring spark://127.0.0.1:,$(SPARK_MASTER)),SPARK_LOCAL_IP=127.0.0.1) \
 	$(VENV)/bin/spark-submit --master $(SPARK_MASTER) --py-files $(PYFILES) \
 		--conf spark.pyspark.python=$(PYSPARK_PYTHON) --conf spark.pyspark.driver.python=$(PYSPARK_DRIVER_PYTHON) \
-		$(SPARK_CONF) jobs/$(STAGE)_job.py $(if $(filter ingest,$(STAGE)),--input $(INPUT)) --run-dir $(RUN_DIR) $(ARGS)
+		$(SPARK_CONF) jobs/stage_job.py $(STAGE) $(if $(filter ingest run,$(STAGE)),--input $(INPUT)) --run-dir $(RUN_DIR) $(if $(FORCE),--force) $(ARGS)
 
 cluster-up: install
 	$(PY) -m pipeline.spark.cluster up --dir $(CLUSTER_DIR) --cores $(CLUSTER_CORES) --memory $(CLUSTER_MEMORY)

@@ -21,9 +21,9 @@ from pipeline.config import load_config
 from pipeline.demo.image_server import ImageServer
 from pipeline.demo.synthetic_web import NoiseMix, generate_web
 from pipeline.download.runner import img2dataset_options
-from pipeline.download.stage import run_download
 from pipeline.ingest.normalize import make_uid
 from pipeline.run_dir import RunDir
+from pipeline.runner import run_stage
 from pipeline.stats import record_stage
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="bench-download-"))
     overrides = [
-        "download.allowed_networks=[127.0.0.1/32]",
+        "network.allowed_networks=[127.0.0.1/32]",
         "download.processes=2",
         "download.threads=32",
     ]
@@ -68,7 +68,7 @@ def main() -> None:
                 run.candidates.mkdir(parents=True)
                 pq.write_table(table, run.candidates / "part-0.parquet")
                 record_stage(run, "ingest", n, n, {}, 0.0)
-                ours, entry = timed(lambda run=run: run_download(run.root, config))
+                ours, entry = timed(lambda run=run: run_stage("download", run.root, config))
                 assert entry["rows_kept"] == n, entry
                 ours_best = min(ours_best, ours)
 

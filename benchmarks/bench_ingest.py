@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from benchmarks.common import report_rate, report_ratio, timed
 from pipeline.config import load_config
 from pipeline.ingest import langid
-from pipeline.ingest.stage import run_ingest
+from pipeline.runner import run_stage
 from pipeline.spark.session import get_spark
 
 WORDS = {
@@ -194,12 +194,14 @@ def main() -> None:
         for n in (small, large):
             pq.write_table(make_rows(n), work / f"in_{n}.parquet")
         # Warm up the JVM and the Python workers so the first measurement is not penalised.
-        run_ingest(str(work / f"in_{small}.parquet"), work / "warmup", config)
+        run_stage("ingest", work / "warmup", config, input_path=str(work / f"in_{small}.parquet"))
 
         seconds = {}
         for n in (small, large):
             seconds[n], _ = timed(
-                lambda n=n: run_ingest(str(work / f"in_{n}.parquet"), work / f"run_{n}", config)
+                lambda n=n: run_stage(
+                    "ingest", work / f"run_{n}", config, input_path=str(work / f"in_{n}.parquet")
+                )
             )
             report_rate(f"ingest_{n}", n, seconds[n])
         ingest_rate = large / seconds[large]

@@ -23,10 +23,10 @@ import pyarrow as pa
 from benchmarks.common import report_rate, report_ratio, timed
 from pipeline.config import load_config
 from pipeline.run_dir import RunDir
-from pipeline.shard.stage import run_shard
+from pipeline.runner import run_stage
+from pipeline.shard.plan import number_samples, selected_samples
 from pipeline.shard.writer import shard_batches
 from pipeline.spark.session import get_spark
-from pipeline.shard.plan import number_samples, selected_samples
 
 
 def sequential_copy(rows: list[dict], downloads: Path, target: Path) -> int:
@@ -75,7 +75,12 @@ def main() -> None:
     spark = get_spark(config.spark)
     work = Path(tempfile.mkdtemp(prefix="bench-shard-"))
     try:
-        numbered, n = number_samples(selected_samples(spark, source), config.shard)
+        samples = selected_samples(
+            spark.read.parquet(str(source.selection)),
+            spark.read.parquet(str(source.annotations)),
+            source.downloads,
+        )
+        numbered, n = number_samples(samples, config.shard)
         table = pa.Table.from_pylist([r.asDict() for r in numbered.collect()])
         rows = table.to_pylist()
         megabytes = sum(r["image_bytes"] for r in rows) / 1e6
@@ -98,7 +103,7 @@ def main() -> None:
             shutil.copytree(source.root / name, run.root / name)
         shutil.copy(source.stats_file, run.stats_file)
         run.forget(("shard",))
-        stage_s, entry = timed(lambda: run_shard(run.root, config))
+        stage_s, entry = timed(lambda: run_stage("shard", run.root, config))
         report_rate(
             f"shard_stage_end_to_end_{entry['shards']}_shards", round(megabytes), stage_s, "MB/s"
         )

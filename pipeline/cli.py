@@ -1,4 +1,5 @@
-"""The `curate` command: one sub-command per stage. Exit 0 done, 2 bad input or config, 1 failure."""
+"""The `curate` command: one sub-command per stage of the registry (pipeline.stages), plus run,
+status, report, train and demo. Exit 0 done, 2 bad input or config, 1 failure."""
 
 from __future__ import annotations
 
@@ -10,53 +11,35 @@ from pathlib import Path
 
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError
+from pipeline.stages import STAGES
 
 log = logging.getLogger("pipeline")
 
 
-def _ingest(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.ingest.stage import run_ingest
+def _stage_handler(name: str) -> Callable[[argparse.Namespace, Config], None]:
+    def handler(args: argparse.Namespace, config: Config) -> None:
+        from pipeline.runner import run_stage
 
-    run_ingest(args.input, args.run_dir, config)
+        run_stage(
+            name, args.run_dir, config, input_path=getattr(args, "input", None), force=args.force
+        )
 
-
-def _download(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.download.stage import run_download
-
-    run_download(args.run_dir, config)
-
-
-def _annotate(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.annotate.stage import run_annotate
-
-    run_annotate(args.run_dir, config)
-
-
-def _dedup(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.dedup.stage import run_dedup
-
-    run_dedup(args.run_dir, config)
-
-
-def _select(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.select.stage import run_select
-
-    run_select(args.run_dir, config)
-
-
-def _shard(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.shard.stage import run_shard
-
-    run_shard(args.run_dir, config)
+    return handler
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.demo.run_demo import summary_lines
     from pipeline.run_all import run_all
+    from pipeline.stats import summary_lines
 
     stats = run_all(args.input, args.run_dir, config)
     print("\n".join(summary_lines(stats)))
     print(f"\nreport: {Path(args.run_dir).resolve() / 'report' / 'index.html'}")
+
+
+def _status(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.runner import status_lines
+
+    print("\n".join(status_lines(args.run_dir, config)))
 
 
 def _report(args: argparse.Namespace, config: Config) -> None:
@@ -72,7 +55,8 @@ def _train(args: argparse.Namespace, config: Config) -> None:
 
 
 def _demo(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.demo.run_demo import run_demo, summary_lines
+    from pipeline.demo.run_demo import run_demo
+    from pipeline.stats import summary_lines
 
     # Unset flags keep run_demo's own defaults (DEMO_PAIRS, EVAL_PER_CLASS): one place for them.
     sizes = {"pairs": args.pairs, "eval_per_class": args.eval_per_class}
@@ -84,50 +68,40 @@ def _demo(args: argparse.Namespace, config: Config) -> None:
     print(f"report: {Path(args.run_dir).resolve() / 'report' / 'index.html'}")
 
 
-COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None], bool]] = {
-    # name: (help, handler, takes --input)
-    "ingest": (
-        "validate, normalise and text-filter an input parquet into candidates/",
-        _ingest,
-        True,
+# name: (help, handler); every stage of the registry comes first.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None]]] = {
+    **{s.name: (s.help, _stage_handler(s.name)) for s in STAGES},
+    "run": ("every stage in order, ingest to shard, then the report", _run),
+    "status": (
+        "one line per stage: complete, stale (which setting changed), missing or not run",
+        _status,
     ),
-    "download": ("download candidates/ with img2dataset into downloads/", _download, False),
-    "annotate": (
-        "per-image sizes, sha256 and pHash of downloads/ into annotations/",
-        _annotate,
-        False,
-    ),
-    "dedup": ("exact and near-duplicate clusters and eval overlap into dedup/", _dedup, False),
-    "select": (
-        "apply the CLIP rule to the dedup survivors: the keep-list in selection/",
-        _select,
-        False,
-    ),
-    "shard": ("write the keep-list as LAION-style webdataset shards into shards/", _shard, False),
-    "run": ("every stage in order, ingest to shard, then the report", _run, True),
-    "report": ("write report/index.html: funnel, plots, samples, ground truth", _report, False),
-    "train": (
-        "train a CLIP model on webdataset shards (the bundled contrastive trainer)",
-        _train,
-        False,
-    ),
+    "report": ("write report/index.html: funnel, plots, samples, ground truth", _report),
+    "train": ("train a CLIP model on webdataset shards (the bundled contrastive trainer)", _train),
     "demo": (
         "the whole pipeline, a bootstrapped CLIP and a raw-vs-curated training comparison"
         " on a synthetic web served on 127.0.0.1",
         _demo,
-        False,
     ),
 }
+_TAKES_INPUT = {s.name for s in STAGES if s.needs is None} | {"run"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, _, takes_input) in COMMANDS.items():
+    stage_names = {s.name for s in STAGES}
+    for name, (help_text, _) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
-        if takes_input:
+        if name in _TAKES_INPUT:
             p.add_argument("--input", required=True, help="parquet file, folder, glob or URL")
+        if name in stage_names:
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help="redo this stage even if complete (and so every later stage)",
+            )
         if name == "train":
             p.add_argument("--shards", required=True, help="shard folder or brace pattern")
             p.add_argument("--output", required=True, type=Path, help="checkpoints and metrics")
@@ -160,11 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `curate` and `python -m pipeline`."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from pipeline.logs import setup_logging
+
+    setup_logging(args.verbose)
     try:
         config = load_config(args.config, args.overrides)
         COMMANDS[args.command][1](args, config)

@@ -11,6 +11,9 @@ import sys
 _QUIET = ("py4j", "urllib3", "fsspec", "huggingface_hub", "PIL", "matplotlib", "timm")
 
 
+_HANDLER: logging.Handler | None = None
+
+
 class _OursOrWarnings(logging.Filter):
     """Pass every record of the `pipeline` loggers, and others from WARNING up."""
 
@@ -29,7 +32,9 @@ def setup_logging(verbose: bool = False) -> None:
         for name in _QUIET:
             logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    global _HANDLER
+    if _HANDLER is not None:
+        root.removeHandler(_HANDLER)  # called again (tests call main() many times)
+    _HANDLER = handler
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -2,11 +2,13 @@
 
 Public web crawls contain URLs pointing at loopback, cloud metadata endpoints (169.254.169.254) and
 private networks; fetching them from a cluster leaks internal data. Only globally routable unicast
-addresses are allowed unless the user explicitly allows private networks.
+addresses are allowed, plus the CIDR blocks of `network.allowed_networks`: one setting that
+ingest (URL literals) and download (resolved addresses, redirects) both read.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -81,3 +83,31 @@ def resolve_blocked_reason(host: str, port: int | None = None) -> str | None:
         if is_blocked_address(ip):
             return f"host {host} resolves to {ip}, which is not globally routable"
     return None
+
+
+def address_allowed(ip: IPAddress, allowed_networks: tuple[str, ...]) -> bool:
+    """True for a globally routable address or one inside an allowed CIDR block."""
+    if not is_blocked_address(ip):
+        return True
+    return any(ip in _network(net) for net in allowed_networks)
+
+
+@functools.lru_cache(maxsize=256)
+def _network(net: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(net, strict=False)
+
+
+def host_refusal(host: str, allowed_networks: tuple[str, ...]) -> str | None:
+    """Why a host is refused before resolving it, or None.
+
+    An address literal is checked against the allowed blocks. Local names (localhost,
+    single-label intranet names, .local, .internal) are always refused: what they resolve to
+    depends on the machine, so an allowed block is reached by its address or a full DNS name,
+    which download then checks by the addresses it resolves to.
+    """
+    ip = parse_ip_literal(host)
+    if ip is not None:
+        if address_allowed(ip, allowed_networks):
+            return None
+        return f"address {ip} is not globally routable"
+    return blocked_host_reason(host)

@@ -7,17 +7,12 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-STAGES = ("ingest", "download", "annotate", "dedup", "select", "shard")
-
-
-def later_stages(stage: str) -> tuple[str, ...]:
-    """The stages after `stage`, in order."""
-    return STAGES[STAGES.index(stage) + 1 :]
 
 
 @dataclass(frozen=True)
@@ -80,15 +75,13 @@ class RunDir:
         return json.loads(self.stats_file.read_text())
 
     def is_complete(self, stage: str) -> bool:
-        """A stage is complete once its entry is in stats.json (written last, atomically)."""
+        """The stage has a stats.json entry (written last, atomically). Whether that entry
+        still matches the settings is the runner's question (pipeline.runner.stage_state)."""
         return stage in self.stats().get("stages", {})
 
     def completed_entry(self, stage: str) -> dict[str, Any] | None:
-        """The stage's stats.json entry if it is complete (a stage then does nothing), else None."""
-        if not self.is_complete(stage):
-            return None
-        log.info("%s: already complete in %s, nothing to do", stage, self.root)
-        return self.stats()["stages"][stage]
+        """The stage's stats.json entry, or None."""
+        return self.stats().get("stages", {}).get(stage)
 
     def forget(self, stages: tuple[str, ...]) -> None:
         """Mark stages incomplete (their entries leave stats.json), so they run again."""
@@ -110,12 +103,44 @@ class RunDir:
             )
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write to a temporary sibling and rename, so readers never see half a file."""
+def temporary_sibling(path: Path) -> Path:
+    """A unique hidden name beside `path` (readers skip names starting with "."), for a file
+    written in full and then renamed into place."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call `write(tmp)` on a temporary sibling, then rename it to `path`: readers see the old
+    file or the whole new one, never half of it. The temporary goes if `write` fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp = temporary_sibling(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write text to a temporary sibling and rename it into place."""
+    write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write bytes to a temporary sibling and rename it into place."""
+    write_atomically(path, lambda tmp: tmp.write_bytes(data))
+
+
+def is_data_file(path: Path) -> bool:
+    """Spark's and our own convention: names starting with "." or "_" are markers, temporaries
+    and metadata (_SUCCESS, _COMPLETE, .x.tmp), never data."""
+    return not path.name.startswith((".", "_"))
+
+
+def data_files(folder: Path, pattern: str = "*.parquet") -> list[str]:
+    """The data files of a folder matching `pattern`, sorted, markers and temporaries left out."""
+    return sorted(str(p) for p in folder.glob(pattern) if is_data_file(p))
 
 
 def replace_dir(src: Path, dst: Path) -> None:

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Config
 from pipeline.errors import InputError
+from pipeline.faults import kill_point
 from pipeline.fingerprint import changed_settings, fingerprint, stage_settings
 from pipeline.run_dir import RunDir, write_text_atomically
-from pipeline.stages import STAGES, Stage, get_stage, later_stages
+from pipeline import stages as registry
+from pipeline.stages import Stage
 from pipeline.stats import record_stage
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ class StageContext:
 
     def folder(self, stage: str) -> Path:
         """The output folder of another stage of the run."""
-        return self.run.root / get_stage(stage).output
+        return self.run.root / registry.get_stage(stage).output
 
     def stats_entry(self, stage: str) -> dict[str, Any]:
         """The stats.json entry of a complete earlier stage."""
@@ -178,7 +180,7 @@ def _check_prerequisite(run: RunDir, stage: Stage) -> None:
     if stage.needs is None:
         return
     entry = run.stats().get("stages", {}).get(stage.needs)
-    needed = get_stage(stage.needs)
+    needed = registry.get_stage(stage.needs)
     marker = _read_marker(run.root / needed.output, COMPLETE_MARKER)
     if entry is None or marker is None or marker.get("fingerprint") != entry.get("fingerprint"):
         raise InputError(
@@ -207,7 +209,7 @@ def preflight(config: Config, names: Sequence[str], input_path: str | None = Non
     """Check what every stage in `names` will need before the first one starts: a run must not
     ingest and download for an hour and then find that the CLIP weights cannot load."""
     for name in names:
-        stage = get_stage(name)
+        stage = registry.get_stage(name)
         if stage.preflight is not None:
             _function(stage.preflight)(config, input_path if stage.needs is None else None)
 
@@ -226,7 +228,7 @@ def run_stage(
     A rerun (stale, missing output, or `force`) invalidates every later stage. `checked`: the
     caller ran this stage's preflight already.
     """
-    stage = get_stage(name)
+    stage = registry.get_stage(name)
     run = RunDir(Path(run_dir).resolve())
     if stage.needs is None and input_path is None:
         raise InputError(f"{name}: needs --input")
@@ -237,7 +239,7 @@ def run_stage(
     _check_prerequisite(run, stage)
     if not checked:
         preflight(config, [name], input_path)
-    redo = [name, *(s.name for s in later_stages(name))]
+    redo = [name, *(s.name for s in registry.later_stages(name))]
     if force:
         log.info("%s: --force; running %s", name, ", ".join(redo))
     elif state.status == "stale":
@@ -245,7 +247,7 @@ def run_stage(
     elif state.status == "missing output":
         log.info("%s: output missing (%s); rerunning %s", name, state.why, ", ".join(redo))
     run.forget(tuple(redo))
-    for later in later_stages(name):
+    for later in registry.later_stages(name):
         (run.root / later.output / COMPLETE_MARKER).unlink(missing_ok=True)
     settings, fp = _settings_and_fingerprint(run, stage, config, input_path)
     ctx = StageContext(stage, run, config, input_path)
@@ -253,12 +255,15 @@ def run_stage(
     _prepare_output(ctx, fp, resume=state.status == "not run" and not force)
     started = time.monotonic()
     log.info("%s: running in %s", name, run.root)
+    kill_point(name, "started")
     try:
         result = _function(stage.entry)(ctx)
     finally:
         ctx.close()
+    kill_point(name, "output_written")
     write_text_atomically(ctx.output / COMPLETE_MARKER, json.dumps({"fingerprint": fp}) + "\n")
     (ctx.output / STARTED_MARKER).unlink(missing_ok=True)
+    kill_point(name, "marked")
     entry = record_stage(
         run,
         name,
@@ -287,14 +292,14 @@ def run_stages(
     names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run `names` (default: every stage) in pipeline order; returns stats.json's content."""
-    wanted = [s.name for s in STAGES if names is None or s.name in names]
+    wanted = [s.name for s in registry.STAGES if names is None or s.name in names]
     preflight(config, wanted, input_path)
     for name in wanted:
         run_stage(
             name,
             run_dir,
             config,
-            input_path=input_path if get_stage(name).needs is None else None,
+            input_path=input_path if registry.get_stage(name).needs is None else None,
             checked=True,
         )
     return RunDir(Path(run_dir).resolve()).stats()
@@ -306,7 +311,7 @@ def status_lines(run_dir: Path | str, config: Config) -> list[str]:
     run = RunDir(Path(run_dir).resolve())
     lines = [f"{'stage':<10} {'status':<15} {'rows in':>10} {'kept':>10}  why"]
     upstream_stale: str | None = None
-    for stage in STAGES:
+    for stage in registry.STAGES:
         state = stage_state(run, stage, config)
         status, why = state.status, state.why
         if status == "complete" and upstream_stale is not None:

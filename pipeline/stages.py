@@ -107,17 +107,17 @@ STAGES: tuple[Stage, ...] = (
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
-_BY_NAME = {s.name: s for s in STAGES}
 
 
 def get_stage(name: str) -> Stage:
     """The stage called `name`; KeyError names the known ones."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise KeyError(f"unknown stage {name!r} (stages: {', '.join(STAGE_NAMES)})") from None
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"unknown stage {name!r} (stages: {', '.join(s.name for s in STAGES)})")
 
 
 def later_stages(name: str) -> tuple[Stage, ...]:
     """The stages after `name`, in order (everything a change of `name` invalidates)."""
-    return STAGES[STAGE_NAMES.index(name) + 1 :]
+    names = [s.name for s in STAGES]
+    return STAGES[names.index(name) + 1 :]

@@ -1,4 +1,4 @@
-"""`stats.json`: the funnel of the run, one entry per completed stage."""
+"""`stats.json`: the funnel of the run, one entry per completed stage, and its text summary."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.ledger import check_identity
-from pipeline.run_dir import STAGES, RunDir, write_text_atomically
+from pipeline.run_dir import RunDir, write_text_atomically
+from pipeline.stages import STAGE_NAMES
 
 
 def record_stage(
@@ -39,8 +40,44 @@ def record_stage(
             "rows_in": stats["stages"][s]["rows_in"],
             "rows_kept": stats["stages"][s]["rows_kept"],
         }
-        for s in STAGES
+        for s in STAGE_NAMES
         if s in stats["stages"]
     ]
     write_text_atomically(run.stats_file, json.dumps(stats, indent=2) + "\n")
     return entry
+
+
+def summary_lines(stats: dict[str, Any]) -> list[str]:
+    """A short text table of the funnel, the drops per reason code and the training comparison."""
+    lines = [f"{'stage':<10} {'rows in':>9} {'kept':>9} {'dropped':>9}"]
+    for stage, entry in stats.get("stages", {}).items():
+        lines.append(
+            f"{stage:<10} {entry['rows_in']:>9} {entry['rows_kept']:>9} {entry['rows_dropped']:>9}"
+        )
+    lines.append("")
+    lines.append(f"{'reason':<34} {'rows':>6}")
+    for entry in stats.get("stages", {}).values():
+        for reason, n in entry["dropped_by_reason"].items():
+            lines.append(f"{reason:<34} {n:>6}")
+    comparison = stats.get("comparison")
+    if comparison:
+        lines += [
+            "",
+            f"zero-shot on {comparison['eval_images']} clean images, {comparison['eval_classes']}"
+            f" classes ({comparison['model']}, {comparison['steps']} steps x"
+            f" {comparison['batch_size']}):",
+            f"{'trained on':<12} {'pairs':>7} {'top-1':>7} {'top-5':>7}",
+        ]
+        for name, r in comparison["runs"].items():
+            lines.append(
+                f"{name:<12} {r['training_samples']:>7} {_pct(r['zeroshot_top1']):>7}"
+                f" {_pct(r['zeroshot_top5']):>7}"
+            )
+        margin = comparison.get("top1_margin")
+        if margin is not None:
+            lines.append(f"curated - raw top-1: {margin * 100:+.1f} points")
+    return lines
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"

@@ -5,7 +5,6 @@ from schemas.tables import (
     CANDIDATE_CORE,
     LEDGER,
     RESERVED_COLUMNS,
-    candidate_schema,
 )
 
 __all__ = [
@@ -14,6 +13,5 @@ __all__ = [
     "REASONS",
     "RESERVED_COLUMNS",
     "Reason",
-    "candidate_schema",
     "reasons_for_stage",
 ]

@@ -125,11 +125,3 @@ DEDUP = pa.schema(
 
 # Reason and detail columns that a stage's decisions carry before the kept/ledger split.
 DECISION = pa.schema([pa.field("reason", pa.string()), pa.field("detail", pa.string())])
-
-
-def candidate_schema(extra: pa.Schema | None = None) -> pa.Schema:
-    """Schema of `candidates/`: the core columns followed by the carried input columns."""
-    fields = list(CANDIDATE_CORE)
-    if extra is not None:
-        fields += list(extra)
-    return pa.schema(fields)

@@ -18,18 +18,20 @@ import pytest
 from pipeline.config import SparkConfig, load_config
 from pipeline.demo.image_server import ImageServer
 from pipeline.demo.synthetic_web import NoiseMix, generate_web, write_input_parquet
-from pipeline.download.stage import run_download
-from pipeline.ingest.stage import run_ingest
 from pipeline.run_dir import RunDir
+from pipeline.runner import run_stage
 from pipeline.spark.session import get_spark
 
 # pHash-only annotation (no CLIP weights needed); CLIP tests turn it on with their checkpoint.
 NO_CLIP = ["clip.enabled=false"]
 
+# The test server's address: allowed by ingest and download alike.
+LOCAL_NETWORK = ["network.allowed_networks=[127.0.0.1/32]"]
+
 # Download settings for the synthetic web on 127.0.0.1: a timeout well under the slow route (8 s)
 # and well over a normal response on a loaded 2-core machine.
 LOCAL_DOWNLOAD = [
-    "download.allowed_networks=[127.0.0.1/32]",
+    *LOCAL_NETWORK,
     "download.timeout=3",
     "download.processes=2",
     "download.threads=8",
@@ -76,7 +78,7 @@ def ingested(spark, web_and_server, tmp_path_factory):
     web, server = web_and_server
     base = tmp_path_factory.mktemp("ingested")
     src = write_input_parquet(web, server.base_url, base / "input.parquet")
-    run_ingest(str(src), base / "run", load_config(None, ["ingest.allow_private_networks=true"]))
+    run_stage("ingest", base / "run", load_config(None, LOCAL_NETWORK), input_path=str(src))
     return base / "run"
 
 
@@ -86,17 +88,31 @@ def downloaded(ingested, web_and_server, tmp_path_factory):
     _, server = web_and_server
     run = copy_run(ingested, tmp_path_factory.mktemp("downloaded") / "run")
     before = server.request_count
-    entry = run_download(run.root, load_config(None, LOCAL_DOWNLOAD))
+    entry = run_stage("download", run.root, load_config(None, LOCAL_DOWNLOAD))
     return run, entry, server.request_count - before
 
 
 @pytest.fixture(scope="session")
 def annotated(downloaded, tmp_path_factory):
     """(run, annotate stats entry) with ingest, download and annotate complete (shared)."""
-    from pipeline.annotate.stage import run_annotate
+    from pipeline.runner import run_stage
 
     run = copy_run(downloaded[0].root, tmp_path_factory.mktemp("annotated") / "run")
-    return run, run_annotate(run.root, load_config(None, NO_CLIP))
+    return run, run_stage("annotate", run.root, load_config(None, NO_CLIP))
+
+
+# Settings of the pHash-only run through shard (small shards so that there are several).
+FINISHED = [*NO_CLIP, "shard.samples_per_shard=40"]
+
+
+@pytest.fixture(scope="session")
+def finished(annotated, tmp_path_factory):
+    """A run with every stage complete, pHash-only (shared: tests copy it)."""
+    from pipeline.runner import run_stages
+
+    run = copy_run(annotated[0].root, tmp_path_factory.mktemp("finished") / "run")
+    run_stages(run.root, load_config(None, FINISHED), names=["dedup", "select", "shard"])
+    return run
 
 
 def clip_overrides(checkpoint) -> list[str]:
@@ -123,13 +139,12 @@ def tiny_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def scored(downloaded, tiny_checkpoint, tmp_path_factory):
     """(run, config) with annotate run with CLIP scores, then dedup (shared)."""
-    from pipeline.annotate.stage import run_annotate
-    from pipeline.dedup.stage import run_dedup
+    from pipeline.runner import run_stage
 
     run = copy_run(downloaded[0].root, tmp_path_factory.mktemp("scored") / "run")
     config = load_config(None, clip_overrides(tiny_checkpoint))
-    run_annotate(run.root, config)
-    run_dedup(run.root, config)
+    run_stage("annotate", run.root, config)
+    run_stage("dedup", run.root, config)
     return run, config
 
 

@@ -14,7 +14,8 @@ def test_defaults_are_the_published_recipes():
     assert (ing.min_words, ing.max_words, ing.max_caption_repeats) == (3, 20, 10)
     assert (ing.max_captions_per_url, ing.vocab_size, ing.min_chars) == (1000, 100_000_000, 5)
     assert ing.languages == ("en",)
-    assert ing.allow_private_networks is False
+    assert cfg.network.allowed_networks == ()
+    assert cfg.select.rules == ("clip_score",)
 
 
 def test_yaml_file_and_overrides(tmp_path):
@@ -44,7 +45,21 @@ def test_resolved_config_round_trips(tmp_path):
         (["ingestt.min_words=3"], "unknown section 'ingestt'"),
         (["ingest.min_words=three"], "config ingest.min_words: expected int, got 'three'"),
         (["ingest.min_words=true"], "config ingest.min_words: expected int, got True"),
-        (["ingest.allow_private_networks=1"], "expected bool"),
+        (["clip.enabled=1"], "expected bool"),
+        (
+            ["ingest.allow_private_networks=true"],
+            "ingest.allow_private_networks is no longer a setting: use network.allowed_networks",
+        ),
+        (
+            ["download.allowed_networks=[127.0.0.1/32]"],
+            "download.allowed_networks is no longer a setting: use network.allowed_networks",
+        ),
+        (
+            ["download.allow_private_networks=true"],
+            "download.allow_private_networks is no longer a setting: use network.allowed_networks",
+        ),
+        (["network.allowed_networks=[10.0.0.0/33]"], "is not a CIDR block"),
+        (["select.rules=[clip_score, aesthetic]"], "config select.rules: expected distinct rules"),
         (["ingest.min_words=30"], "ingest.min_words (30) is above ingest.max_words (20)"),
         (["ingest.min_lang_score=2"], "must be in [0, 1]"),
         (["ingest.preset=yfcc"], "unknown preset 'yfcc'"),

@@ -7,7 +7,7 @@ import json
 
 from pipeline.cli import main
 from pipeline.ledger import read_ledger
-from pipeline.run_dir import STAGES
+from pipeline.stages import STAGE_NAMES as STAGES
 from tests.conftest import LOCAL_DOWNLOAD, NO_CLIP, copy_run
 
 

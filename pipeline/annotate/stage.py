@@ -3,63 +3,43 @@
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
-from typing import Any
 
+from pipeline.annotate.plan import annotate_decisions
 from pipeline.clip.models import load_clip
 from pipeline.config import Config
 from pipeline.download.stage import complete_shards
-from pipeline.run_dir import RunDir
-from pipeline.annotate.plan import annotate_decisions
-from pipeline.spark.decisions import write_decisions
-from pipeline.spark.session import get_spark
-from pipeline.stats import record_stage
+from pipeline.runner import StageContext, StageResult
 from schemas.tables import ANNOTATION, CLIP_COLUMNS
 
 log = logging.getLogger(__name__)
-STAGE = "annotate"
 
 
-def run_annotate(run_dir: Path | str, config: Config) -> dict[str, Any]:
-    """Run the annotate stage; returns its stats.json entry. Does nothing if already complete."""
-    run = RunDir(Path(run_dir).resolve())
-    done = run.completed_entry(STAGE)
-    if done is not None:
-        return done
-    run.require("download", "download")
+def preflight(config: Config, input_path: str | None = None) -> None:
+    """Load the CLIP weights once on the driver: bad weights are exit 2, not a task error."""
+    if config.clip.enabled:
+        load_clip(config.clip.model, config.clip.pretrained, "cpu")
+
+
+def run(ctx: StageContext) -> StageResult:
+    """Annotate every downloaded sample (sizes, sha256, pHash, CLIP score when enabled)."""
+    config = ctx.config
     clip = config.clip if config.clip.enabled else None
-    if clip is not None:
-        # Fail fast, on the driver, before any task: bad weights are exit 2, not a task error.
-        load_clip(clip.model, clip.pretrained, "cpu")
-    started = time.monotonic()
-    spark = get_spark(config.spark)
-    shards = complete_shards(run.downloads)
-    decisions = annotate_decisions(spark, run.downloads, shards, config.annotate, clip)
+    downloads = ctx.folder("download")
+    shards = complete_shards(downloads)
+    decisions = annotate_decisions(ctx.spark, downloads, shards, config.annotate, clip)
     columns = ANNOTATION.names + (CLIP_COLUMNS.names if clip is not None else [])
-    written = write_decisions(spark, decisions, run, STAGE, run.annotations, columns)
     # Rows in: the samples the download stage kept (its identity was checked when it finished).
-    rows_in = run.stats()["stages"]["download"]["rows_kept"]
-    if written.rows_in != rows_in:
-        log.error(
-            "annotate: saw %d downloaded samples, download reported %d", written.rows_in, rows_in
-        )
-    entry = record_stage(
-        run,
-        STAGE,
-        rows_in,
-        written.rows_kept,
-        written.dropped,
-        time.monotonic() - started,
-        {
-            "shards": len(shards),
-            # Which model produced clip_score: a threshold means nothing without it.
-            "clip": {
-                "enabled": config.clip.enabled,
-                "model": config.clip.model,
-                "pretrained": config.clip.pretrained,
-            },
+    rows_in = ctx.stats_entry("download")["rows_kept"]
+    figures = {
+        "shards": len(shards),
+        # Which model produced clip_score: a threshold means nothing without it.
+        "clip": {
+            "enabled": config.clip.enabled,
+            "model": config.clip.model,
+            "pretrained": config.clip.pretrained,
         },
-    )
-    log.info("annotate: %d images, %d annotated", rows_in, written.rows_kept)
-    return entry
+    }
+    result = ctx.write_decisions(decisions, columns, figures, rows_in=rows_in)
+    if result.rows_kept + sum(result.dropped.values()) != rows_in:
+        log.error("annotate: saw fewer or more samples than download reported (%d)", rows_in)
+    return result

@@ -54,13 +54,6 @@ def register_project_configs() -> list[str]:
     return sorted(configs)
 
 
-def known_architectures() -> list[str]:
-    import open_clip
-
-    register_project_configs()
-    return open_clip.list_models()
-
-
 def resolve_device(device: str) -> str:
     import torch
 

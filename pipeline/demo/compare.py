@@ -11,9 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Config
+from pipeline.config import Config, TrainConfig
 from pipeline.run_dir import RunDir, write_text_atomically
-from pipeline.train.settings import TrainConfig
 
 log = logging.getLogger(__name__)
 

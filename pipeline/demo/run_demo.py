@@ -10,9 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.annotate.stage import run_annotate
 from pipeline.config import Config
-from pipeline.dedup.stage import run_dedup
 from pipeline.demo.compare import (
     CURATED,
     RAW,
@@ -29,12 +27,10 @@ from pipeline.demo.synthetic_web import (
     generate_web,
     write_input_parquet,
 )
-from pipeline.download.stage import run_download
-from pipeline.ingest.stage import run_ingest
 from pipeline.report.stage import run_report
 from pipeline.run_dir import RunDir
-from pipeline.select.stage import run_select
-from pipeline.shard.stage import run_shard
+from pipeline.runner import preflight, run_stages, stage_state
+from pipeline.stages import get_stage
 
 log = logging.getLogger(__name__)
 # Clean held-out pictures per class for zero-shot evaluation (36 classes).
@@ -50,12 +46,11 @@ def demo_config(config: Config) -> Config:
     """The user's config, with the local image server allowed and a timeout under its slow route."""
     return dataclasses.replace(
         config,
-        ingest=dataclasses.replace(config.ingest, allow_private_networks=True),
-        download=dataclasses.replace(
-            config.download,
-            allowed_networks=(*config.download.allowed_networks, "127.0.0.1/32"),
-            timeout=min(config.download.timeout, 3.0),
+        network=dataclasses.replace(
+            config.network,
+            allowed_networks=(*config.network.allowed_networks, "127.0.0.1/32"),
         ),
+        download=dataclasses.replace(config.download, timeout=min(config.download.timeout, 3.0)),
     )
 
 
@@ -84,8 +79,7 @@ def _fetch(run: RunDir, config: Config, pairs: int, seed: int) -> None:
         web = generate_web(web_dir, n_pairs=pairs, seed=seed, mix=DEMO_MIX)
     with ImageServer(web.files_dir, slow_seconds=5.0) as server:
         source = write_input_parquet(web, server.base_url, run.root / "input.parquet")
-        run_ingest(str(source), run.root, config)
-        run_download(run.root, config)
+        run_stages(run.root, config, str(source), ["ingest", "download"])
 
 
 def _scorer(config: Config, raw: dict[str, Any]) -> Config:
@@ -110,7 +104,10 @@ def run_demo(
     """
     run = RunDir(Path(run_dir).resolve())
     config = demo_train_config(demo_config(config), run.root / "web" / "eval")
-    if not run.is_complete("download"):
+    if config.clip.pretrained != "openai":
+        # The user's own scorer: check it loads before an hour of downloading.
+        preflight(config, ["annotate", "dedup"])
+    if stage_state(run, get_stage("download"), config).status != "complete":
         _start_over(run)
         _fetch(run, config, pairs, seed)
     eval_dir = run.root / "web" / "eval"
@@ -118,10 +115,7 @@ def run_demo(
         generate_eval_set(eval_dir, n_per_class=eval_per_class, seed=seed + 1)
     raw = train_on(run, RAW, run.downloads, config)
     config = _scorer(config, raw)
-    run_annotate(run.root, config)
-    run_dedup(run.root, config)
-    run_select(run.root, config)
-    run_shard(run.root, config)
+    run_stages(run.root, config, names=["annotate", "dedup", "select", "shard"])
     curated = train_on(run, CURATED, run.shards, config)
     stages = run.stats()["stages"]
     comparison = write_comparison(
@@ -132,39 +126,3 @@ def run_demo(
     )
     run_report(run.root, config)
     return run.stats() | {"comparison": comparison}
-
-
-def summary_lines(stats: dict[str, Any]) -> list[str]:
-    """A short text table of the funnel, the drops per reason code and the training comparison."""
-    lines = [f"{'stage':<10} {'rows in':>9} {'kept':>9} {'dropped':>9}"]
-    for stage, entry in stats.get("stages", {}).items():
-        lines.append(
-            f"{stage:<10} {entry['rows_in']:>9} {entry['rows_kept']:>9} {entry['rows_dropped']:>9}"
-        )
-    lines.append("")
-    lines.append(f"{'reason':<34} {'rows':>6}")
-    for entry in stats.get("stages", {}).values():
-        for reason, n in entry["dropped_by_reason"].items():
-            lines.append(f"{reason:<34} {n:>6}")
-    comparison = stats.get("comparison")
-    if comparison:
-        lines += [
-            "",
-            f"zero-shot on {comparison['eval_images']} clean images, {comparison['eval_classes']}"
-            f" classes ({comparison['model']}, {comparison['steps']} steps x"
-            f" {comparison['batch_size']}):",
-            f"{'trained on':<12} {'pairs':>7} {'top-1':>7} {'top-5':>7}",
-        ]
-        for name, r in comparison["runs"].items():
-            lines.append(
-                f"{name:<12} {r['training_samples']:>7} {_pct(r['zeroshot_top1']):>7}"
-                f" {_pct(r['zeroshot_top5']):>7}"
-            )
-        margin = comparison.get("top1_margin")
-        if margin is not None:
-            lines.append(f"curated - raw top-1: {margin * 100:+.1f} points")
-    return lines
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 from urllib.response import addinfourl
 
-from pipeline.net_policy import blocked_host_reason, is_blocked_address, parse_ip_literal
+from pipeline.net_policy import address_allowed, host_refusal
 
 BLOCKED = "[blocked_address]"
 TOO_LARGE = "[too_large]"
@@ -38,26 +38,18 @@ _ALLOWED_SCHEMES = ("http", "https")
 class FetchPolicy:
     """Limits for one download process. Picklable: it travels to spawned workers and executors."""
 
-    allow_private_networks: bool = False
-    # CIDR blocks fetched even though they are private (an internal image store, a test server).
+    # network.allowed_networks: private CIDR blocks fetched anyway (a test server, a store).
     allowed_networks: tuple[str, ...] = ()
     max_bytes: int = 20 * 1024 * 1024
     deadline: float = 60.0
     max_redirects: int = 5
 
     def address_allowed(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        if self.allow_private_networks or not is_blocked_address(ip):
-            return True
-        return any(ip in ipaddress.ip_network(net, strict=False) for net in self.allowed_networks)
+        return address_allowed(ip, self.allowed_networks)
 
     def host_refusal(self, host: str) -> str | None:
         """Why a host is refused before resolving it (names and literals), or None."""
-        if self.allow_private_networks:
-            return None
-        ip = parse_ip_literal(host)
-        if ip is not None:
-            return None if self.address_allowed(ip) else f"address {ip} is not globally routable"
-        return blocked_host_reason(host)
+        return host_refusal(host, self.allowed_networks)
 
 
 class FetchRefused(OSError):

@@ -35,10 +35,9 @@ class SafeDownloader(Downloader):
         return super().__call__(row)
 
 
-def fetch_policy(cfg: DownloadConfig) -> fetch_guard.FetchPolicy:
+def fetch_policy(cfg: DownloadConfig, allowed_networks: tuple[str, ...]) -> fetch_guard.FetchPolicy:
     return fetch_guard.FetchPolicy(
-        allow_private_networks=cfg.allow_private_networks,
-        allowed_networks=cfg.allowed_networks,
+        allowed_networks=allowed_networks,
         max_bytes=cfg.max_bytes,
         deadline=cfg.deadline,
         max_redirects=cfg.max_redirects,
@@ -46,14 +45,16 @@ def fetch_policy(cfg: DownloadConfig) -> fetch_guard.FetchPolicy:
 
 
 @contextlib.contextmanager
-def guarded_components(cfg: DownloadConfig) -> Iterator[None]:
+def guarded_components(cfg: DownloadConfig, allowed_networks: tuple[str, ...]) -> Iterator[None]:
     """Swap img2dataset's Downloader and Resizer for the guarded ones while `download` runs.
 
     img2dataset builds both inside `download()` with no hook; the replacements are module-level
     classes, so they pickle to spawned processes and Spark executors by reference.
     """
     saved = (img2dataset_main.Downloader, img2dataset_main.Resizer)
-    img2dataset_main.Downloader = functools.partial(SafeDownloader, fetch_policy=fetch_policy(cfg))
+    img2dataset_main.Downloader = functools.partial(
+        SafeDownloader, fetch_policy=fetch_policy(cfg, allowed_networks)
+    )
     img2dataset_main.Resizer = functools.partial(SafeResizer, max_pixels=cfg.max_pixels)
     try:
         yield
@@ -94,7 +95,12 @@ def img2dataset_options(cfg: DownloadConfig, distributor: str, columns: list[str
 
 
 def run_img2dataset(
-    input_file: Path, output_dir: Path, cfg: DownloadConfig, distributor: str, columns: list[str]
+    input_file: Path,
+    output_dir: Path,
+    cfg: DownloadConfig,
+    distributor: str,
+    columns: list[str],
+    allowed_networks: tuple[str, ...] = (),
 ) -> None:
     """Download every row of `input_file` into webdataset shards under `output_dir`.
 
@@ -106,5 +112,5 @@ def run_img2dataset(
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(cfg.max_pixels)
     options = img2dataset_options(cfg, distributor, columns)
     log.info("download: img2dataset (%s) into %s", distributor, output_dir)
-    with guarded_components(cfg):
+    with guarded_components(cfg, allowed_networks):
         img2dataset.download(url_list=str(input_file), output_folder=str(output_dir), **options)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-import time
 from pathlib import Path
-from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -17,25 +15,19 @@ from pipeline.config import Config
 from pipeline.download.reasons import classify
 from pipeline.download.runner import run_img2dataset
 from pipeline.ledger import count_by_reason, ledger_table, read_ledger, write_ledger_part
-from pipeline.run_dir import RunDir
-from pipeline.stats import record_stage
+from pipeline.run_dir import data_files
+from pipeline.runner import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 STAGE = "download"
 
 
-def _candidate_files(run: RunDir) -> list[str]:
-    return sorted(
-        str(p) for p in run.candidates.glob("*.parquet") if not p.name.startswith((".", "_"))
-    )
-
-
-def write_download_input(run: RunDir, target: Path) -> tuple[int, list[str]]:
+def write_download_input(candidates: Path, target: Path) -> tuple[int, list[str]]:
     """One parquet of all candidates in uid order (so shards are the same on every run).
 
     Returns the row count and the columns img2dataset should carry into its shard metadata.
     """
-    files = _candidate_files(run)
+    files = data_files(candidates)
     dataset = ds.dataset(files, format="parquet")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
@@ -65,65 +57,52 @@ def complete_shards(downloads: Path) -> list[str]:
     return sorted(p.name.split("_")[0] for p in downloads.glob("*_stats.json"))
 
 
-def write_shard_ledger(run: RunDir, shard: str) -> tuple[int, int]:
+def write_shard_ledger(downloads: Path, ledger: Path, shard: str) -> tuple[int, int]:
     """Ledger rows for one shard's failures; returns (successes, failures)."""
     table = pq.read_table(
-        run.downloads / f"{shard}.parquet", columns=["uid", "status", "error_message"]
+        downloads / f"{shard}.parquet", columns=["uid", "status", "error_message"]
     )
     failed = table.filter(pc.not_equal(table.column("status"), "success"))
     rows = failed.to_pylist()
-    ledger = ledger_table(
+    ledger_rows = ledger_table(
         [r["uid"] for r in rows],
         STAGE,
         [classify(r["status"], r["error_message"]) for r in rows],
         [(r["error_message"] or "")[:500] for r in rows],
     )
-    write_ledger_part(run.ledger_for(STAGE), shard, ledger)
+    write_ledger_part(ledger, shard, ledger_rows)
     return table.num_rows - failed.num_rows, failed.num_rows
 
 
-def run_download(run_dir: Path | str, config: Config) -> dict[str, Any]:
-    """Run the download stage; returns its stats.json entry. Does nothing if already complete."""
-    run = RunDir(Path(run_dir).resolve())
-    done = run.completed_entry(STAGE)
-    if done is not None:
-        return done
-    run.require("ingest", "ingest")
-    started = time.monotonic()
-    cfg = config.download
-    work = run.work / STAGE
-    input_file = work / "input.parquet"
-    rows_in, carried = write_download_input(run, input_file)
+def run(ctx: StageContext) -> StageResult:
+    """Download every candidate with img2dataset; each failure becomes a ledger row."""
+    cfg = ctx.config.download
+    input_file = ctx.work / "input.parquet"
+    rows_in, carried = write_download_input(ctx.folder("ingest"), input_file)
     expected = math.ceil(rows_in / cfg.samples_per_shard)
-    distributor = resolve_distributor(config)
+    distributor = resolve_distributor(ctx.config)
     if distributor == "pyspark":
-        from pipeline.spark.session import get_spark
-
-        get_spark(config.spark)  # img2dataset's pyspark distributor uses the active session
-    run.downloads.mkdir(parents=True, exist_ok=True)
+        ctx.spark  # noqa: B018 - img2dataset's pyspark distributor uses the active session
+    downloads = ctx.output
+    allowed = ctx.config.network.allowed_networks
     for attempt in range(2):
-        if len(complete_shards(run.downloads)) >= expected:
+        if len(complete_shards(downloads)) >= expected:
             break
         if attempt:
             log.warning(
                 "download: %d shards incomplete, running img2dataset again",
-                expected - len(complete_shards(run.downloads)),
+                expected - len(complete_shards(downloads)),
             )
-        run_img2dataset(input_file, run.downloads, cfg, distributor, carried)
-    shards = complete_shards(run.downloads)
+        run_img2dataset(input_file, downloads, cfg, distributor, carried, allowed)
+    shards = complete_shards(downloads)
     if len(shards) != expected:
         raise RuntimeError(
             f"download: {expected - len(shards)} of {expected} shards did not complete; run again to resume"
         )
-    shutil.rmtree(run.ledger_for(STAGE), ignore_errors=True)
+    shutil.rmtree(ctx.ledger, ignore_errors=True)
     kept = 0
     for shard in shards:
-        successes, _ = write_shard_ledger(run, shard)
+        successes, _ = write_shard_ledger(downloads, ctx.ledger, shard)
         kept += successes
-    by_reason = count_by_reason(read_ledger(run.ledger_for(STAGE)))
-    entry = record_stage(
-        run, STAGE, rows_in, kept, by_reason, time.monotonic() - started, {"shards": len(shards)}
-    )
-    shutil.rmtree(work, ignore_errors=True)
-    log.info("download: %d candidates, %d downloaded, %d dropped", rows_in, kept, rows_in - kept)
-    return entry
+    by_reason = count_by_reason(read_ledger(ctx.ledger))
+    return StageResult(rows_in, kept, by_reason, {"shards": len(shards)})

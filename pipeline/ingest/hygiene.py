@@ -42,7 +42,11 @@ def hygiene_schema(extra: pa.Schema) -> pa.Schema:
 
 
 def apply_hygiene(
-    batch: pa.RecordBatch, cfg: IngestConfig, extra: pa.Schema, with_tokens: bool = True
+    batch: pa.RecordBatch,
+    cfg: IngestConfig,
+    extra: pa.Schema,
+    with_tokens: bool = True,
+    allowed_networks: tuple[str, ...] = (),
 ) -> pa.RecordBatch:
     """Normalise one batch; every input row comes out once, with `reason` null if it passed.
 
@@ -57,7 +61,7 @@ def apply_hygiene(
     out_uid, out_url, out_caption, pair_keys = [], [], [], []
     reasons, details, caption_keys, n_chars, n_words, tokens = [], [], [], [], [], []
     for raw_url, raw_caption, raw_uid in zip(urls, captions, uids_in, strict=True):
-        verdict = normalize_url(raw_url, cfg.max_url_length, cfg.allow_private_networks)
+        verdict = normalize_url(raw_url, cfg.max_url_length, allowed_networks)
         reason, detail = verdict.reason, verdict.detail
         caption = ""
         if raw_caption is not None and len(raw_caption) > 4 * cfg.max_caption_chars:
@@ -120,8 +124,12 @@ def apply_hygiene(
 
 
 def hygiene_batches(
-    batches: Iterator[pa.RecordBatch], cfg: IngestConfig, extra: pa.Schema, with_tokens: bool
+    batches: Iterator[pa.RecordBatch],
+    cfg: IngestConfig,
+    extra: pa.Schema,
+    with_tokens: bool,
+    allowed_networks: tuple[str, ...] = (),
 ) -> Iterator[pa.RecordBatch]:
-    """`mapInArrow` body for the hygiene pass."""
+    """`mapInArrow` body for the hygiene pass (`allowed_networks`: network.allowed_networks)."""
     for batch in batches:
-        yield apply_hygiene(batch, cfg, extra, with_tokens)
+        yield apply_hygiene(batch, cfg, extra, with_tokens, allowed_networks)

@@ -16,7 +16,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import idna
 
-from pipeline.net_policy import blocked_host_reason, parse_ip_literal
+from pipeline.net_policy import host_refusal, parse_ip_literal
 
 # Unicode categories removed from captions: controls, format characters (bidi overrides,
 # zero-width spaces), surrogates and private use. Whitespace controls become spaces first.
@@ -79,12 +79,12 @@ def _valid_ascii_host(host: str) -> bool:
 
 
 @functools.lru_cache(maxsize=65_536)
-def _host_verdict(host: str, allow_private: bool) -> tuple[str | None, str | None]:
+def _host_verdict(host: str, allowed_networks: tuple[str, ...]) -> tuple[str | None, str | None]:
     """(ASCII host or None if invalid, why it is blocked or None); crawls repeat hosts a lot."""
     ascii_host = _ascii_host(host)
     if ascii_host is None or not ascii_host.strip("."):
         return None, None
-    return ascii_host, None if allow_private else blocked_host_reason(ascii_host)
+    return ascii_host, host_refusal(ascii_host, allowed_networks)
 
 
 def _ascii_host(host: str) -> str | None:
@@ -102,11 +102,13 @@ def _ascii_host(host: str) -> str | None:
     return encoded if _valid_ascii_host(encoded) else None
 
 
-def _normalize_simple_url(url: str, match: re.Match, allow_private: bool) -> UrlVerdict:
+def _normalize_simple_url(
+    url: str, match: re.Match, allowed_networks: tuple[str, ...]
+) -> UrlVerdict:
     """Fast path of `normalize_url` for the common URL shape (same result, no urlsplit)."""
     scheme, host, port_text, rest = match.groups()
     scheme = scheme.lower()
-    ascii_host, why = _host_verdict(host, allow_private)
+    ascii_host, why = _host_verdict(host, allowed_networks)
     if ascii_host is None:
         return UrlVerdict(url, "ingest.invalid_url", f"bad host name {host!r}")
     if why is not None:
@@ -124,7 +126,9 @@ def _normalize_simple_url(url: str, match: re.Match, allow_private: bool) -> Url
     return UrlVerdict(f"{scheme}://{netloc}{rest}")
 
 
-def normalize_url(raw: str | None, max_length: int, allow_private: bool) -> UrlVerdict:
+def normalize_url(
+    raw: str | None, max_length: int, allowed_networks: tuple[str, ...] = ()
+) -> UrlVerdict:
     """Canonicalise an http(s) URL (lower-case scheme and host, IDNA host, no default port or
     fragment) and apply the URL policy, returning the first reason code that applies."""
     url = (raw or "").strip()
@@ -136,11 +140,11 @@ def normalize_url(raw: str | None, max_length: int, allow_private: bool) -> UrlV
         return UrlVerdict(url, "ingest.invalid_url", "control character or space in URL")
     simple = _SIMPLE_URL.match(url)
     if simple is not None:
-        return _normalize_simple_url(url, simple, allow_private)
-    return _normalize_general_url(url, allow_private)
+        return _normalize_simple_url(url, simple, allowed_networks)
+    return _normalize_general_url(url, allowed_networks)
 
 
-def _normalize_general_url(url: str, allow_private: bool) -> UrlVerdict:
+def _normalize_general_url(url: str, allowed_networks: tuple[str, ...]) -> UrlVerdict:
     """Any other URL: parsed with urlsplit (userinfo, IPv6 literals, Unicode hosts, odd schemes)."""
     try:
         parts = urlsplit(url)
@@ -162,13 +166,13 @@ def _normalize_general_url(url: str, allow_private: bool) -> UrlVerdict:
             return UrlVerdict(url, "ingest.invalid_url", f"bad IPv6 literal {host}")
         ascii_host = f"[{ip.compressed}]"
     else:
-        ascii_host, why = _host_verdict(host, allow_private)
+        ascii_host, why = _host_verdict(host, allowed_networks)
         if ascii_host is None:
             return UrlVerdict(url, "ingest.invalid_url", f"bad host name {host!r}")
         if why is not None:
             return UrlVerdict(url, "ingest.private_host", why)
-    if is_ipv6 and not allow_private:
-        why = blocked_host_reason(ascii_host)
+    if is_ipv6:
+        why = host_refusal(ascii_host, allowed_networks)
         if why is not None:
             return UrlVerdict(url, "ingest.private_host", why)
     netloc = ascii_host

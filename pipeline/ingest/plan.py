@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline.config import IngestConfig, ingest_columns
+from pipeline.config import IngestConfig, NetworkConfig, ingest_columns
 from pipeline.errors import InputError
 from pipeline.ingest import decide, hygiene
 from pipeline.ingest.input_check import check_columns
@@ -154,13 +154,23 @@ def rare_rule_can_apply(n_rows: int, cfg: IngestConfig) -> bool:
 
 
 def ingest_decisions(
-    df: DataFrame, cfg: IngestConfig, extra: pa.Schema, model_path: str
+    df: DataFrame,
+    cfg: IngestConfig,
+    network: NetworkConfig,
+    extra: pa.Schema,
+    model_path: str,
 ) -> DataFrame:
     """Every input row once, with `reason` null for kept candidates, else its reason code."""
     with_tokens = rare_rule_can_apply(df.count(), cfg)
     hyg = map_batches(
         df,
-        functools.partial(hygiene.hygiene_batches, cfg=cfg, extra=extra, with_tokens=with_tokens),
+        functools.partial(
+            hygiene.hygiene_batches,
+            cfg=cfg,
+            extra=extra,
+            with_tokens=with_tokens,
+            allowed_networks=network.allowed_networks,
+        ),
         hygiene.hygiene_schema(extra),
     )
     # Duplicates: the first occurrence in input order (file, row) is kept, whatever the partitioning.

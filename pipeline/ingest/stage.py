@@ -1,58 +1,36 @@
-"""`curate ingest`: parquet in, `candidates/` and `ledger/ingest/` out, funnel in `stats.json`."""
+"""`curate ingest`: parquet in, `candidates/` and `ledger/ingest/` out (run by pipeline.runner)."""
 
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
-from typing import Any
 
 from pipeline.config import Config, dump_yaml
+from pipeline.ingest import plan
 from pipeline.ingest.input_check import check_local_input, is_local
 from pipeline.ingest.langid import resolve_model_path
-from pipeline.run_dir import RunDir, write_text_atomically
-from pipeline.ingest import plan as ingest_plan
-from pipeline.spark.decisions import write_decisions
-from pipeline.spark.session import get_spark
-from pipeline.stats import record_stage
+from pipeline.run_dir import write_text_atomically
+from pipeline.runner import StageContext, StageResult
 from schemas.tables import CANDIDATE_CORE
 
 log = logging.getLogger(__name__)
-STAGE = "ingest"
 
 
-def run_ingest(input_path: str, run_dir: Path | str, config: Config) -> dict[str, Any]:
-    """Run the ingest stage; returns its stats.json entry. Does nothing if already complete."""
-    run = RunDir(Path(run_dir).resolve())
-    done = run.completed_entry(STAGE)
-    if done is not None:
-        return done
-    started = time.monotonic()
-    cfg = config.ingest
+def preflight(config: Config, input_path: str | None) -> None:
+    """What ingest needs before any work: a readable input and the language-ID model."""
+    resolve_model_path(config.ingest.langid_model)
+    if input_path is not None and is_local(str(input_path)):
+        check_local_input(str(input_path), config.ingest)  # clear errors before the JVM starts
+
+
+def run(ctx: StageContext) -> StageResult:
+    """Read and map the input, decide every row, write candidates and the ledger."""
+    cfg = ctx.config.ingest
+    input_path = str(ctx.input_path)
     model_path = resolve_model_path(cfg.langid_model)
-    if is_local(str(input_path)):
-        check_local_input(str(input_path), cfg)  # clear errors before the JVM starts
-    spark = get_spark(config.spark)
-    df, extra = ingest_plan.read_input(spark, str(input_path), cfg)
-
-    # Validated: from here on the run directory is written.
-    run.root.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(run.config_file, dump_yaml(config))
-    decisions = ingest_plan.ingest_decisions(df, cfg, extra, model_path)
-    written = write_decisions(
-        spark, decisions, run, STAGE, run.candidates, [*CANDIDATE_CORE.names, *extra.names]
+    df, extra = plan.read_input(ctx.spark, input_path, cfg)
+    # Validated: the resolved config goes into the run directory (the report reads it back).
+    write_text_atomically(ctx.run.config_file, dump_yaml(ctx.config))
+    decisions = plan.ingest_decisions(df, cfg, ctx.config.network, extra, model_path)
+    return ctx.write_decisions(
+        decisions, [*CANDIDATE_CORE.names, *extra.names], {"input": input_path}
     )
-    rows_in, rows_kept = written.rows_in, written.rows_kept
-    entry = record_stage(
-        run,
-        STAGE,
-        rows_in,
-        rows_kept,
-        written.dropped,
-        time.monotonic() - started,
-        {"input": str(input_path)},
-    )
-    log.info(
-        "ingest: %d rows in, %d candidates, %d dropped", rows_in, rows_kept, rows_in - rows_kept
-    )
-    return entry

@@ -14,7 +14,7 @@ from pipeline.demo.synthetic_web import (
     NOISE_KINDS,
     PICTURELESS_FAULTS,
 )
-from pipeline.run_dir import STAGES
+from pipeline.stages import STAGE_NAMES as STAGES
 from schemas.reasons import reasons_for_stage
 
 KEPT = "kept"

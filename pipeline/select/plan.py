@@ -1,67 +1,71 @@
-"""The Spark plan of the select stage: the dedup survivors, their CLIP scores, and the CLIP rule
-(an absolute threshold, or a top fraction turned into a threshold over the whole pool)."""
+"""The Spark plan of the select stage: the dedup survivors with the annotation columns the
+rules read, each rule's parameters (a top fraction becomes a threshold over the whole pool), and
+the rules applied in order over Arrow batches."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipeline.config import ClipConfig
-from schemas.reasons import check
-
-CLIP_SCORE = check("select.clip_score")
-NO_SCORE = check("select.no_clip_score")
-
-
-def pool_with_scores(dedup: DataFrame, annotations: DataFrame) -> DataFrame:
-    """The samples dedup kept, with their clip_score (null when annotate did not score)."""
-    score = (
-        F.col("clip_score") if "clip_score" in annotations.columns else F.lit(None).cast("float")
-    )
-    scores = annotations.select("uid", score.alias("clip_score"))
-    return dedup.select("uid").join(scores, "uid", "left")
+from pipeline.config import Config
+from pipeline.select.rules import Rule, apply_rules, get_rule
+from pipeline.spark.arrow import map_batches
+from schemas.tables import SELECTION
 
 
-def top_fraction_threshold(pool: DataFrame, fraction: float) -> float | None:
-    """DataComp's rule: the score at rank `fraction` of the whole pool (exact percentile), so
-    that keeping score >= threshold keeps that fraction (ties included)."""
-    row = pool.agg(F.percentile(F.col("clip_score"), F.lit(1.0 - fraction)).alias("t")).first()
+def pool_with_columns(dedup: DataFrame, annotations: DataFrame, columns: set[str]) -> DataFrame:
+    """The samples dedup kept, with the annotation columns the rules read (null when absent)."""
+    present = [c for c in sorted(columns) if c in annotations.columns]
+    pool = dedup.select("uid").join(annotations.select("uid", *present), "uid", "left")
+    for missing in sorted(columns - set(present)):
+        pool = pool.withColumn(missing, F.lit(None).cast("float"))
+    return pool
+
+
+def _quantile(pool: DataFrame, column: str, q: float) -> float | None:
+    row = pool.agg(F.percentile(F.col(column), F.lit(q)).alias("t")).first()
     return None if row is None or row["t"] is None else float(row["t"])
 
 
-def select_decisions(pool: DataFrame, threshold: float | None) -> DataFrame:
-    """Every pooled sample once, `reason` null when kept. No threshold: the CLIP rule is off."""
-    if threshold is None:
-        return pool.withColumn("reason", F.lit(None).cast("string")).withColumn(
-            "detail", F.lit(None).cast("string")
+def _decide_batches(
+    batches: Iterator[pa.RecordBatch], rules: list[tuple[Rule, dict[str, Any]]]
+) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        reason, detail = apply_rules(batch, rules)
+        score = batch.column("clip_score").cast(pa.float32())
+        yield pa.record_batch(
+            [batch.column("uid"), score, reason, detail],
+            names=["uid", "clip_score", "reason", "detail"],
         )
-    below = F.col("clip_score") < F.lit(threshold)
-    return pool.select(
-        "uid",
-        "clip_score",
-        F.when(F.col("clip_score").isNull(), F.lit(NO_SCORE))
-        .when(below, F.lit(CLIP_SCORE))
-        .alias("reason"),
-        F.when(below, F.format_string("%.4f < %.4f", F.col("clip_score"), F.lit(threshold))).alias(
-            "detail"
-        ),
-    )
 
 
-def clip_rule(pool: DataFrame, cfg: ClipConfig, has_scores: bool) -> tuple[float | None, dict]:
-    """The threshold to apply (None: no CLIP rule) and what stats.json says about it."""
-    if not cfg.enabled:
-        return None, {"applied": False, "why": "clip.enabled is false: no CLIP rule ran"}
-    if not has_scores:
-        return None, {
-            "applied": False,
-            "why": "annotations have no clip_score (annotate ran without CLIP)",
-        }
-    if cfg.top_fraction > 0:
-        threshold = top_fraction_threshold(pool, cfg.top_fraction)
-        return threshold, {
-            "applied": True,
-            "top_fraction": cfg.top_fraction,
-            "threshold": threshold,
-        }
-    return cfg.threshold, {"applied": True, "threshold": cfg.threshold}
+DECISIONS = pa.schema(
+    [*SELECTION, pa.field("reason", pa.string()), pa.field("detail", pa.string())]
+)
+
+
+def select_decisions(
+    dedup: DataFrame, annotations: DataFrame, config: Config
+) -> tuple[DataFrame, dict[str, Any]]:
+    """Every pooled sample once (`reason` null = selected), and what each rule did."""
+    rules = [get_rule(name) for name in config.select.rules]
+    needed = {"clip_score"} | {c for r in rules for c in r.columns}
+    pool = pool_with_columns(dedup, annotations, needed).cache()
+    available = set(annotations.columns)
+    applied: list[tuple[Rule, dict[str, Any]]] = []
+    figures: dict[str, Any] = {"rules": {}}
+    for rule in rules:
+        params = rule.params(config, available, functools.partial(_quantile, pool))
+        figures["rules"][rule.name] = params.summary
+        if params.values is not None:
+            applied.append((rule, params.values))
+    # The CLIP rule's summary keeps its own key: the report and older runs read it there.
+    if "clip_score" in figures["rules"]:
+        figures["clip_rule"] = figures["rules"]["clip_score"]
+    fn = functools.partial(_decide_batches, rules=applied)
+    return map_batches(pool, fn, DECISIONS), figures

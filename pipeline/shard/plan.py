@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType
 
 from pipeline.config import ShardConfig
-from pipeline.run_dir import RunDir
 from pipeline.shard.writer import SHARD_RESULT, shard_batches
 from pipeline.spark.arrow import map_batches
 
@@ -21,12 +21,12 @@ _ANNOTATION_COLUMNS = [
 ]  # fmt: skip
 
 
-def selected_samples(spark: SparkSession, run: RunDir) -> DataFrame:
+def selected_samples(selection: DataFrame, annotations: DataFrame, downloads: Path) -> DataFrame:
     """One row per selected uid: its annotation (shard, offset ...) and its pair's metadata."""
-    selection = spark.read.parquet(str(run.selection)).select("uid", "clip_score")
-    annotations = spark.read.parquet(str(run.annotations)).select(*_ANNOTATION_COLUMNS)
+    selection = selection.select("uid", "clip_score")
+    annotations = annotations.select(*_ANNOTATION_COLUMNS)
     pairs = (
-        spark.read.parquet(str(run.downloads / "*.parquet"))
+        selection.sparkSession.read.parquet(str(downloads / "*.parquet"))
         .filter(F.col("status") == "success")
         .select("uid", "url", "caption", "lang", "lang_score")
     )
@@ -48,15 +48,15 @@ def number_samples(samples: DataFrame, cfg: ShardConfig) -> tuple[DataFrame, int
     return numbered.drop("_order", "position"), n
 
 
-def write_shards(spark: SparkSession, run: RunDir, cfg: ShardConfig, out: str) -> list[dict]:
+def write_shards(samples: DataFrame, cfg: ShardConfig, out: Path, downloads: Path) -> list[dict]:
     """Write every shard (one task per shard); returns (shard, count, bytes) per shard."""
-    numbered, n = number_samples(selected_samples(spark, run), cfg)
+    numbered, n = number_samples(samples, cfg)
     total = numbered.count()
     shards = max(1, math.ceil(total / n))
     fn = functools.partial(
         shard_batches,
-        out=out,
-        downloads=str(run.downloads),
+        out=str(out),
+        downloads=str(downloads),
         index_digits=max(1, math.ceil(math.log10(n))),
     )
     result = map_batches(numbered.repartition(shards, "shard_id"), fn, SHARD_RESULT)

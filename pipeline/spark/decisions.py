@@ -12,6 +12,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline.faults import kill_point
 from pipeline.ledger import count_by_reason, read_ledger
 from pipeline.run_dir import RunDir, replace_dir
 
@@ -48,7 +49,9 @@ def write_decisions(
         "uid", F.lit(stage).alias("stage"), "reason", "detail"
     ).orderBy("uid", "reason").write.mode("overwrite").parquet(str(work / "ledger"))
     rows_in = decided.count()
+    kill_point(stage, "decisions_written")
     replace_dir(work / "kept", output)
+    kill_point(stage, "output_moved")
     replace_dir(work / "ledger", run.ledger_for(stage))
     rows_kept = spark.read.parquet(str(output)).count()
     dropped = count_by_reason(read_ledger(run.ledger_for(stage)))

@@ -95,7 +95,7 @@ def spark_conf(cfg: SparkConfig) -> dict[str, str]:
         # Python workers are reused, so models load once per worker, not once per task.
         "spark.python.worker.reuse": "true",
         "spark.ui.showConsoleProgress": "false",
-        "spark.ui.enabled": "false",
+        "spark.ui.enabled": "true" if cfg.ui else "false",
         "spark.driver.memory": cfg.driver_memory,
         "spark.sql.parquet.compression.codec": "zstd",
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import Config, dump_yaml
+from pipeline.config import Config, TrainConfig, dump_yaml
 from pipeline.errors import InputError
 from pipeline.train import checkpoint
 from pipeline.train.data import Batches, StreamPlan, TrainStream, probe, read_pairs, share
@@ -27,7 +27,6 @@ from pipeline.train.evaluate import (
 )
 from pipeline.train.loop import LoopParts, autocast_for, train_loop, truncate_log
 from pipeline.train.optim import build_loss, build_optimizer, schedule_state
-from pipeline.train.settings import TrainConfig, validate_train
 from pipeline.train.shards import ShardSet, resolve_shards
 
 log = logging.getLogger(__name__)
@@ -164,7 +163,7 @@ def run_train(shards: str | Path, output: Path, config: Config) -> dict:
     Returns a summary: final step, last loss, final metrics, checkpoint path, samples/s.
     """
     cfg = config.train
-    validate_train(cfg)
+    cfg.validate()
     env = init_distributed(cfg.device)
     try:
         return _run(shards, Path(output), config, env)

@@ -8,9 +8,9 @@ import hashlib
 import pyarrow.parquet as pq
 
 from pipeline.annotate.phash import phash_bytes
-from pipeline.annotate.stage import run_annotate
 from pipeline.config import load_config
 from pipeline.ledger import read_ledger
+from pipeline.runner import run_stage
 from tests.conftest import NO_CLIP
 
 
@@ -37,4 +37,4 @@ def test_offsets_seek_to_the_image_and_hashes_match(annotated):
 
 def test_complete_stage_is_not_redone(annotated):
     run, entry = annotated
-    assert run_annotate(run.root, load_config(None, NO_CLIP)) == entry
+    assert run_stage("annotate", run.root, load_config(None, NO_CLIP)) == entry

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import zipfile
 
-from pipeline.spark.cluster import build_pyfiles_zip, project_root
+from pipeline.spark.packaging import build_pyfiles_zip, project_root
 
 PROBE = """
 import json, sys

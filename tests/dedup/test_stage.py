@@ -13,10 +13,10 @@ from PIL import Image
 
 from pipeline.annotate.phash import to_signed
 from pipeline.config import load_config
-from pipeline.dedup.stage import run_dedup
+from pipeline.dedup.plan import dedup_decisions
 from pipeline.demo.synthetic_web import load_ground_truth
 from pipeline.ledger import read_ledger
-from pipeline.dedup.plan import dedup_decisions
+from pipeline.runner import run_stage
 from tests.conftest import NO_CLIP, copy_run
 
 
@@ -37,7 +37,7 @@ def _picture_of(run, web):
 @pytest.fixture(scope="module")
 def deduped(annotated, tmp_path_factory):
     run = copy_run(annotated[0].root, tmp_path_factory.mktemp("dedup") / "run")
-    return run, run_dedup(run.root, load_config(None, NO_CLIP))
+    return run, run_stage("dedup", run.root, load_config(None, NO_CLIP))
 
 
 def _clusters(run) -> dict[str, str]:
@@ -120,7 +120,7 @@ def test_eval_overlap_is_dropped(spark, annotated, tmp_path):
             tar.seek(row["offset"])
             image = Image.open(io.BytesIO(tar.read(row["image_bytes"]))).convert("RGB")
         image.save(eval_dir / f"eval{i}.jpg", quality=60)
-    entry = run_dedup(run.root, load_config(None, [f"dedup.exclude={eval_dir}"]))
+    entry = run_stage("dedup", run.root, load_config(None, [f"dedup.exclude={eval_dir}"]))
     ledger = read_ledger(run.ledger_for("dedup")).to_pylist()
     overlap = {r["uid"] for r in ledger if r["reason"] == "dedup.eval_overlap"}
     assert {r["uid"] for r in ann} <= overlap

@@ -259,7 +259,7 @@ def test_boilerplate_captions_repeat_across_many_urls(rows: list[dict]) -> None:
 
 def test_boilerplate_repeats_hold_at_the_default_size() -> None:
     """At 2000 pairs several phrases are used, each still shared by >= 15 URLs (plan only)."""
-    from pipeline.demo.synthetic_web import _plan
+    from pipeline.demo.noise_plan import _plan
 
     plan = _plan(2000, seed=0, mix=NoiseMix())
     phrases = collections.Counter(r.caption for r in plan if r.caption in BOILERPLATE_PHRASES)

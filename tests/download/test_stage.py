@@ -16,9 +16,10 @@ from pipeline.config import load_config
 from pipeline.demo.synthetic_web import (
     load_ground_truth,
 )
-from pipeline.download.stage import complete_shards, run_download
+from pipeline.download.stage import complete_shards
 from pipeline.ledger import read_ledger
 from pipeline.run_dir import RunDir
+from pipeline.runner import run_stage
 from tests.conftest import LOCAL_DOWNLOAD, copy_run
 
 EXPECTED = {
@@ -100,7 +101,7 @@ def test_finished_run_makes_no_request(downloaded, web_and_server):
     _, server = web_and_server
     assert requests > 0
     before = server.request_count
-    assert run_download(run.root, load_config(None, LOCAL_DOWNLOAD)) == entry
+    assert run_stage("download", run.root, load_config(None, LOCAL_DOWNLOAD)) == entry
     assert server.request_count == before
 
 
@@ -108,7 +109,7 @@ def test_default_config_refuses_loopback(ingested, web_and_server, tmp_path):
     _, server = web_and_server
     run = copy_run(ingested, tmp_path / "run")
     before = server.request_count
-    entry = run_download(run.root, load_config(None, ["download.processes=1"]))
+    entry = run_stage("download", run.root, load_config(None, ["download.processes=1"]))
     assert entry["rows_kept"] == 0
     assert entry["dropped_by_reason"] == {"download.blocked_address": entry["rows_in"]}
     assert server.request_count == before  # refused before connecting
@@ -142,7 +143,7 @@ def test_killed_download_resumes_without_loss_or_duplicates(ingested, downloaded
     assert 0 < done < expected_shards, "the kill must land part-way"
     assert not run.is_complete("download")
 
-    run_download(run.root, load_config(None, overrides))
+    run_stage("download", run.root, load_config(None, overrides))
     rows = _shard_rows(run)
     uids = rows.column("uid").to_pylist()
     assert len(uids) == len(set(uids)) == n_candidates

@@ -65,24 +65,41 @@ URL_CASES = [
 
 @pytest.mark.parametrize(("raw", "expected_url", "expected_reason"), URL_CASES)
 def test_normalize_url(raw, expected_url, expected_reason):
-    verdict = normalize_url(raw, max_length=2048, allow_private=False)
+    verdict = normalize_url(raw, max_length=2048)
     assert verdict.reason == expected_reason
     if expected_url is not None:
         assert verdict.url == expected_url
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected_url"),
+    ("raw", "allowed", "expected_url"),
     [
-        ("http://localhost:8080/x.jpg", "http://localhost:8080/x.jpg"),
-        ("http://127.0.0.1:8000/x.jpg", "http://127.0.0.1:8000/x.jpg"),
-        ("http://[::1]/a.jpg", "http://[::1]/a.jpg"),
+        ("http://127.0.0.1:8000/x.jpg", ("127.0.0.0/8",), "http://127.0.0.1:8000/x.jpg"),
+        ("http://[::1]/a.jpg", ("::1/128",), "http://[::1]/a.jpg"),
+        ("http://10.20.1.2/a.jpg", ("10.20.0.0/16",), "http://10.20.1.2/a.jpg"),
     ],
 )
-def test_private_hosts_allowed_only_when_configured(raw, expected_url):
-    verdict = normalize_url(raw, max_length=2048, allow_private=True)
+def test_private_hosts_allowed_only_when_configured(raw, allowed, expected_url):
+    verdict = normalize_url(raw, max_length=2048, allowed_networks=allowed)
     assert verdict.reason is None
     assert verdict.url == expected_url
+
+
+@pytest.mark.parametrize(
+    ("raw", "allowed"),
+    [
+        ("http://10.30.1.2/a.jpg", ("10.20.0.0/16",)),  # another private block
+        ("http://169.254.169.254/latest/meta-data", ("10.20.0.0/16",)),
+        ("http://[::1]/a.jpg", ("127.0.0.1/32",)),
+        # Local names are refused whatever is allowed: what they resolve to depends on the host.
+        ("http://localhost:8080/x.jpg", ("127.0.0.0/8",)),
+        ("http://intranet/x.jpg", ("0.0.0.0/0",)),
+    ],
+)
+def test_addresses_outside_the_allowed_blocks_stay_refused(raw, allowed):
+    assert normalize_url(raw, max_length=2048, allowed_networks=allowed).reason == (
+        "ingest.private_host"
+    )
 
 
 @pytest.mark.parametrize(
@@ -139,7 +156,7 @@ def test_uid_is_stable_128_bit_hex():
 def test_fast_path_agrees_with_general_parser(raw):
     from pipeline.ingest import normalize
 
-    for allow in (False, True):
+    for allow in ((), ("127.0.0.0/8", "10.0.0.0/8"), ("0.0.0.0/0", "::/0")):
         fast = normalize.normalize_url(raw, 2048, allow)
         general = normalize._normalize_general_url(raw.strip(), allow)
         assert (fast.url, fast.reason) == (general.url, general.reason)

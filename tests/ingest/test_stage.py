@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_config
-from pipeline.ingest.stage import run_ingest
 from pipeline.ledger import read_ledger
 from pipeline.run_dir import RunDir
+from pipeline.runner import run_stage
 from tests.conftest import write_parquet
 
 EN = "a small red car parked on a quiet street"
@@ -117,7 +117,7 @@ def ingested(spark, tmp_path_factory):
     base = tmp_path_factory.mktemp("ingest")
     src = _input(base / "in" / "part-0.parquet")
     run = RunDir(base / "run")
-    entry = run_ingest(str(src), run.root, load_config(None, OVERRIDES))
+    entry = run_stage("ingest", run.root, load_config(None, OVERRIDES), input_path=str(src))
     return src, run, entry
 
 
@@ -198,7 +198,7 @@ def test_candidates_schema_normalised_values_and_carried_columns(ingested):
 def test_second_run_is_a_no_op(ingested):
     src, run, entry = ingested
     before = sorted(p.name for p in run.candidates.iterdir())
-    again = run_ingest(str(src), run.root, load_config(None, OVERRIDES))
+    again = run_stage("ingest", run.root, load_config(None, OVERRIDES), input_path=str(src))
     assert again == entry
     assert sorted(p.name for p in run.candidates.iterdir()) == before
 
@@ -210,7 +210,9 @@ def test_same_input_gives_same_uids_and_candidates(spark, ingested, tmp_path):
     half = table.num_rows // 2
     write_parquet(tmp_path / "in2" / "b.parquet", table.slice(half).to_pydict())
     write_parquet(tmp_path / "in2" / "a.parquet", table.slice(0, half).to_pydict())
-    run_ingest(str(tmp_path / "in2"), tmp_path / "run2", load_config(None, OVERRIDES))
+    run_stage(
+        "ingest", tmp_path / "run2", load_config(None, OVERRIDES), input_path=str(tmp_path / "in2")
+    )
     first = pq.read_table(run.candidates).drop_columns(["lang_score"]).sort_by("uid")
     second = (
         pq.read_table(tmp_path / "run2" / "candidates").drop_columns(["lang_score"]).sort_by("uid")
@@ -240,7 +242,7 @@ def test_rare_tokens_and_laion_preset(spark, tmp_path):
         "ingest.min_token_count=2",
         "ingest.max_caption_repeats=100",
     ]
-    entry = run_ingest(str(src), tmp_path / "run", load_config(None, overrides))
+    entry = run_stage("ingest", tmp_path / "run", load_config(None, overrides), input_path=str(src))
     assert entry["dropped_by_reason"] == {"ingest.rare_token": 1}
     ledger = read_ledger(tmp_path / "run" / "ledger" / "ingest").to_pylist()
     assert [(r["reason"], r["detail"]) for r in ledger] == [("ingest.rare_token", "moon")]
@@ -266,7 +268,12 @@ def test_datacomp_preset_keeps_input_uids(spark, tmp_path):
             "uid": [good.upper(), "not-a-uid", good],
         },
     )
-    entry = run_ingest(str(src), tmp_path / "run", load_config(None, ["ingest.preset=datacomp"]))
+    entry = run_stage(
+        "ingest",
+        tmp_path / "run",
+        load_config(None, ["ingest.preset=datacomp"]),
+        input_path=str(src),
+    )
     kept = pq.read_table(tmp_path / "run" / "candidates")
     assert kept.column("uid").to_pylist() == [good]
     assert entry["dropped_by_reason"] == {"ingest.duplicate_pair": 1, "ingest.invalid_uid": 1}

@@ -9,7 +9,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.demo.synthetic_web import load_ground_truth
 from pipeline.ledger import read_ledger
-from pipeline.select.stage import run_select
+from pipeline.runner import run_stage
 from tests.conftest import NO_CLIP, clip_overrides, copy_run
 
 
@@ -39,7 +39,7 @@ def test_top_fraction_drops_mostly_the_mismatched_captions(
     # Keep the top fraction that would leave out exactly as many pairs as were planted.
     fraction = round(1 - len(planted) / len(pooled), 3)
     config = load_config(None, [*clip_overrides(tiny_checkpoint), f"clip.top_fraction={fraction}"])
-    entry = run_select(run.root, config)
+    entry = run_stage("select", run.root, config)
     rule = entry["clip_rule"]
     assert rule["applied"] is True and rule["top_fraction"] == fraction
     assert entry["rows_in"] == len(pooled)
@@ -68,11 +68,15 @@ def test_changing_the_threshold_reselects_without_any_model(
     monkeypatch.setattr(
         "pipeline.clip.models.load_clip", lambda *a, **k: pytest.fail("select loaded a model")
     )
-    strict = run_select(
-        run.root, load_config(None, [*clip_overrides(tiny_checkpoint), "clip.threshold=0.3"])
+    strict = run_stage(
+        "select",
+        run.root,
+        load_config(None, [*clip_overrides(tiny_checkpoint), "clip.threshold=0.3"]),
     )
-    loose = run_select(
-        run.root, load_config(None, [*clip_overrides(tiny_checkpoint), "clip.threshold=-1"])
+    loose = run_stage(
+        "select",
+        run.root,
+        load_config(None, [*clip_overrides(tiny_checkpoint), "clip.threshold=-1"]),
     )
     assert loose["rows_kept"] == loose["rows_in"] > strict["rows_kept"]
     assert loose["clip_rule"] == {"applied": True, "threshold": -1.0}
@@ -80,19 +84,21 @@ def test_changing_the_threshold_reselects_without_any_model(
     assert read_ledger(run.ledger_for("select")).num_rows == 0
     # Same settings again: nothing to do.
     assert (
-        run_select(
-            run.root, load_config(None, [*clip_overrides(tiny_checkpoint), "clip.threshold=-1"])
+        run_stage(
+            "select",
+            run.root,
+            load_config(None, [*clip_overrides(tiny_checkpoint), "clip.threshold=-1"]),
         )
         == loose
     )
 
 
 def test_without_clip_select_says_no_rule_ran(annotated, tmp_path):
-    from pipeline.dedup.stage import run_dedup
+    from pipeline.runner import run_stage
 
     run = copy_run(annotated[0].root, tmp_path / "run")
-    run_dedup(run.root, load_config(None, NO_CLIP))
-    entry = run_select(run.root, load_config(None, NO_CLIP))
+    run_stage("dedup", run.root, load_config(None, NO_CLIP))
+    entry = run_stage("select", run.root, load_config(None, NO_CLIP))
     assert entry["clip_rule"] == {
         "applied": False,
         "why": "clip.enabled is false: no CLIP rule ran",
@@ -100,5 +106,5 @@ def test_without_clip_select_says_no_rule_ran(annotated, tmp_path):
     assert entry["rows_kept"] == entry["rows_in"] == run.stats()["stages"]["dedup"]["rows_kept"]
     # CLIP on, but the annotations were made without it: also no rule, and it says why.
     run.forget(("select",))
-    entry = run_select(run.root, load_config())
+    entry = run_stage("select", run.root, load_config())
     assert entry["clip_rule"]["applied"] is False and "no clip_score" in entry["clip_rule"]["why"]

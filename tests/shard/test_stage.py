@@ -15,9 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_config
-from pipeline.dedup.stage import run_dedup
-from pipeline.select.stage import run_select
-from pipeline.shard.stage import run_shard
+from pipeline.runner import COMPLETE_MARKER, STARTED_MARKER, run_stage
 from tests.conftest import NO_CLIP, copy_run
 
 SHARDING = [*NO_CLIP, "shard.samples_per_shard=40"]
@@ -27,15 +25,15 @@ SHARDING = [*NO_CLIP, "shard.samples_per_shard=40"]
 def selected(annotated, tmp_path_factory):
     """A run with select complete (pHash-only: every dedup survivor is selected)."""
     run = copy_run(annotated[0].root, tmp_path_factory.mktemp("selected") / "run")
-    run_dedup(run.root, load_config(None, NO_CLIP))
-    run_select(run.root, load_config(None, NO_CLIP))
+    run_stage("dedup", run.root, load_config(None, NO_CLIP))
+    run_stage("select", run.root, load_config(None, NO_CLIP))
     return run
 
 
 @pytest.fixture(scope="module")
 def sharded(selected, tmp_path_factory):
     run = copy_run(selected.root, tmp_path_factory.mktemp("sharded") / "run")
-    return run, run_shard(run.root, load_config(None, SHARDING))
+    return run, run_stage("shard", run.root, load_config(None, SHARDING))
 
 
 def _members(tar_path):
@@ -89,7 +87,7 @@ def test_same_keep_list_gives_identical_files_whatever_the_partitioning(
     previous = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", "7")
     try:
-        run_shard(run.root, load_config(None, SHARDING))
+        run_stage("shard", run.root, load_config(None, SHARDING))
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", previous)
     assert _digests(run.shards) == _digests(reference.shards)
@@ -97,12 +95,14 @@ def test_same_keep_list_gives_identical_files_whatever_the_partitioning(
 
 def test_complete_shards_are_not_rewritten(selected, tmp_path):
     run = copy_run(selected.root, tmp_path / "run")
-    run_shard(run.root, load_config(None, SHARDING))
+    run_stage("shard", run.root, load_config(None, SHARDING))
     first = run.shards / "00000.tar"
     stamp = first.stat().st_mtime_ns
+    # What a kill part-way leaves: no stats entry, the STARTED marker, one shard unfinished.
     run.forget(("shard",))
+    (run.shards / COMPLETE_MARKER).rename(run.shards / STARTED_MARKER)
     (run.shards / "00001_stats.json").unlink()  # an interrupted shard: rewritten
-    run_shard(run.root, load_config(None, SHARDING))
+    run_stage("shard", run.root, load_config(None, SHARDING))
     assert first.stat().st_mtime_ns == stamp
     assert (run.shards / "00001_stats.json").exists()
 

@@ -19,20 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_config
-from pipeline.dedup.stage import run_dedup
 from pipeline.demo.synthetic_web import write_input_parquet
 from pipeline.ledger import read_ledger
-from pipeline.run_dir import STAGES
-from pipeline.select.stage import run_select
-from pipeline.shard.stage import run_shard
+from pipeline.runner import run_stage
 from pipeline.spark.arrow import FAIL_ONCE_ENV, FAIL_ONCE_MARKER
-from pipeline.spark.cluster import (
-    StandaloneCluster,
-    build_pyfiles_zip,
-    project_root,
-    spark_env,
-    start_standalone,
-)
+from pipeline.spark.local_cluster import StandaloneCluster, spark_env, start_standalone
+from pipeline.spark.packaging import build_pyfiles_zip, project_root
+from pipeline.stages import STAGE_NAMES as STAGES
 from tests.conftest import LOCAL_DOWNLOAD, NO_CLIP, copy_run
 
 ROOT = project_root()
@@ -40,7 +33,7 @@ TIMEOUT = 300  # seconds for the cluster to come up and for a job: the machine i
 # The settings of the conftest fixtures the local run reuses (`ingested`, `downloaded`,
 # `annotated`), plus small output shards so that the shard stage runs several tasks.
 SETS = [
-    "ingest.allow_private_networks=true",
+    "network.allowed_networks=[127.0.0.1/32]",
     *LOCAL_DOWNLOAD,
     *NO_CLIP,
     "shard.samples_per_shard=16",
@@ -100,7 +93,7 @@ def cluster(tmp_path_factory):
 
 
 class Submitter:
-    """spark-submit of jobs/<stage>_job.py against the cluster; kills what is left on close."""
+    """spark-submit of jobs/stage_job.py <stage> against the cluster; kills what is left on close."""
 
     def __init__(self, cluster: StandaloneCluster, package: Path, logs: Path) -> None:
         self.cluster = cluster
@@ -133,7 +126,7 @@ class Submitter:
         cmd += ["--name", stage, "--py-files", str(self.package)]
         cmd += ["--driver-memory", "1g", "--executor-memory", "1g"]
         cmd += [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
-        cmd += [str(ROOT / "jobs" / f"{stage}_job.py"), *args, "--run-dir", str(run_dir)]
+        cmd += [str(ROOT / "jobs" / "stage_job.py"), stage, *args, "--run-dir", str(run_dir)]
         cmd += [arg for s in sets for arg in ("--set", s)]
         env = spark_env()
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
@@ -207,9 +200,9 @@ def runs(spark, cluster, web_and_server, request, tmp_path_factory) -> Runs:
             annotated, _ = request.getfixturevalue("annotated")
             local = copy_run(annotated.root, runs.local)
             config = load_config(None, SETS)
-            run_dedup(local.root, config)
-            run_select(local.root, config)
-            run_shard(local.root, config)
+            run_stage("dedup", local.root, config)
+            run_stage("select", local.root, config)
+            run_stage("shard", local.root, config)
             chain.result()
         finally:
             submit.close()
@@ -342,12 +335,12 @@ def test_package_imports_without_the_source_tree(tmp_path):
     """The --py-files zip alone provides every module the jobs import (executors have no
     checkout): import them with the editable install's finder removed."""
     package = build_pyfiles_zip(tmp_path / "curate.zip")
-    stages = [p.stem.removesuffix("_job") for p in sorted((ROOT / "jobs").glob("*_job.py"))]
+    stages = list(STAGES)
     probe = f"""
 import importlib, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
 sys.path[:] = [{str(package)!r}] + [p for p in sys.path if p not in ("", {str(ROOT)!r})]
-for name in ["pipeline.cli", "pipeline.spark.cluster"] + [f"pipeline.{{s}}.stage" for s in {stages!r}]:
+for name in ["pipeline.cli", "pipeline.spark.cluster", "pipeline.runner"] + [f"pipeline.{{s}}.stage" for s in {stages!r}] + [f"pipeline.{{s}}.plan" for s in {stages!r} if s != "download"]:
     importlib.import_module(name)
 ours = [m for n, m in sys.modules.items() if n.split(".")[0] in ("pipeline", "schemas")]
 outside = [m.__name__ for m in ours if not (getattr(m, "__file__", "") or "").startswith({str(package)!r})]

@@ -14,7 +14,8 @@ import pytest
 
 from pipeline.config import SparkConfig
 from pipeline.spark import session
-from pipeline.spark.cluster import project_root, spark_env
+from pipeline.spark.local_cluster import spark_env
+from pipeline.spark.packaging import project_root
 from pipeline.spark.session import (
     SUBMIT_ENV,
     resolve_master,

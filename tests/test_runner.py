@@ -1,0 +1,161 @@
+"""The stage runner: completeness that cannot lie (stats entry, output, marker, fingerprint),
+changed settings rerun the stage and everything after it, --force, and `curate status`."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.fingerprint import changed_settings, fingerprint, stage_settings
+from pipeline.runner import COMPLETE_MARKER, run_stage, stage_state, status_lines
+from pipeline.stages import STAGE_NAMES, get_stage
+from tests.conftest import FINISHED, clip_overrides, copy_run
+
+
+def _sets(values: list[str]) -> list[str]:
+    return [arg for v in values for arg in ("--set", v)]
+
+
+def _entries(run) -> dict:
+    return run.stats()["stages"]
+
+
+@pytest.fixture
+def run(finished, tmp_path):
+    return copy_run(finished.root, tmp_path / "run")
+
+
+# (stage, setting changed, changes the fingerprint)
+SETTINGS = [
+    ("download", "download.threads=3", False),  # how work is spread, not what arrives
+    ("download", "download.processes=7", False),
+    ("download", "download.min_image_size=100", True),
+    ("download", "network.allowed_networks=[10.0.0.0/8]", True),
+    ("annotate", "annotate.batch_rows=7", False),
+    ("annotate", "clip.batch_size=3", False),
+    ("annotate", "clip.model=RN50", True),
+    ("annotate", "clip.threshold=0.5", False),  # a select setting
+    ("dedup", "dedup.max_iterations=9", False),
+    ("dedup", "dedup.max_distance=4", True),
+    ("dedup", "spark.shuffle_partitions=64", False),
+    ("select", "clip.threshold=0.5", True),
+    ("select", "clip.model=RN50", False),  # annotate's: select sees it through the upstream
+    ("select", "select.rules=[]", True),
+    ("shard", "shard.seed=3", True),
+    ("shard", "train.steps=5", False),
+]
+
+
+@pytest.mark.parametrize(("stage", "override", "changes"), SETTINGS)
+def test_only_output_relevant_settings_are_in_the_fingerprint(stage, override, changes):
+    spec = get_stage(stage)
+    before = stage_settings(spec, load_config())
+    after = stage_settings(spec, load_config(None, [override]))
+    assert (fingerprint(before, "u") != fingerprint(after, "u")) == changes
+    assert bool(changed_settings(before, after)) == changes
+
+
+def test_an_upstream_change_changes_the_fingerprint():
+    settings = stage_settings(get_stage("shard"), load_config())
+    assert fingerprint(settings, "a") != fingerprint(settings, "b")
+    assert fingerprint(settings, "a") == fingerprint(dict(settings), "a")
+
+
+def test_changed_dedup_setting_reruns_dedup_and_invalidates_the_later_stages(run, caplog):
+    """Silent before: `curate dedup --set dedup.max_distance=12` on a complete dedup kept the
+    old clusters and said 'already complete'."""
+    before = _entries(run)
+    caplog.set_level(logging.INFO, logger="pipeline")
+    args = ["dedup", "--run-dir", str(run.root), *_sets([*FINISHED, "dedup.max_distance=12"])]
+    assert main(args) == 0
+    assert (
+        "dedup: settings changed (dedup.max_distance 6 -> 12); rerunning dedup, select, shard"
+        in caplog.text
+    )
+    entries = _entries(run)
+    assert entries["dedup"]["settings"]["dedup.max_distance"] == 12
+    assert entries["dedup"]["max_distance"] == 12
+    assert entries["dedup"]["fingerprint"] != before["dedup"]["fingerprint"]
+    assert list(entries) == ["ingest", "download", "annotate", "dedup"]  # select, shard forgotten
+    for name in ("ingest", "download", "annotate"):
+        assert entries[name] == before[name]
+    # The later stages now rerun on the new clusters, and the funnel adds up again.
+    assert main(["shard", "--run-dir", str(run.root), *_sets(FINISHED)]) == 2
+    assert main(["select", "--run-dir", str(run.root), *_sets(FINISHED)]) == 0
+    assert main(["shard", "--run-dir", str(run.root), *_sets(FINISHED)]) == 0
+    assert _entries(run)["shard"]["rows_in"] == _entries(run)["dedup"]["rows_kept"]
+
+
+def test_annotate_reruns_when_clip_is_turned_on(annotated, tiny_checkpoint, tmp_path):
+    """Silent before: `curate annotate --set clip.enabled=true` after a pHash-only annotate gave
+    no scores and no warning."""
+    run = copy_run(annotated[0].root, tmp_path / "run")
+    assert _entries(run)["annotate"]["settings"]["clip.enabled"] is False
+    overrides = ["clip.enabled=true", *clip_overrides(tiny_checkpoint)]
+    assert main(["annotate", "--run-dir", str(run.root), *_sets(overrides)]) == 0
+    entry = _entries(run)["annotate"]
+    assert entry["settings"]["clip.enabled"] is True
+    assert entry["clip"]["model"] == "curate-micro-vit"
+    scores = pq.read_table(run.annotations, columns=["clip_score"]).column("clip_score")
+    assert scores.null_count == 0 and len(scores) == entry["rows_kept"]
+
+
+@pytest.mark.parametrize("stage", ["shard", "select", "ingest"])
+def test_a_deleted_output_folder_reruns_the_stage(run, stage):
+    """Silent before: with `shards/` deleted, `curate shard` said 'already complete'."""
+    before = _entries(run)
+    output = run.root / get_stage(stage).output
+    shutil.rmtree(output)
+    config = load_config(None, FINISHED)
+    state = stage_state(run, get_stage(stage), config)
+    assert state.status == "missing output"
+    input_path = before["ingest"]["settings"]["input"] if stage == "ingest" else None
+    entry = run_stage(stage, run.root, config, input_path=input_path)
+    assert output.is_dir() and (output / COMPLETE_MARKER).is_file()
+    assert (entry["rows_in"], entry["rows_kept"]) == (
+        before[stage]["rows_in"],
+        before[stage]["rows_kept"],
+    )
+    assert entry["fingerprint"] == before[stage]["fingerprint"]
+    later = STAGE_NAMES[STAGE_NAMES.index(stage) + 1 :]
+    assert not set(later) & set(_entries(run))  # invalidated: their input was rewritten
+
+
+def test_force_redoes_a_complete_stage_and_invalidates_the_later_ones(run):
+    before = _entries(run)
+    assert main(["select", "--run-dir", str(run.root), "--force", *_sets(FINISHED)]) == 0
+    entries = _entries(run)
+    assert entries["select"]["completed_at"] >= before["select"]["completed_at"]
+    assert entries["select"]["fingerprint"] == before["select"]["fingerprint"]
+    assert "shard" not in entries
+    # Without --force, a complete stage is left alone.
+    assert main(["select", "--run-dir", str(run.root), *_sets(FINISHED)]) == 0
+    assert _entries(run)["select"] == entries["select"]
+
+
+def test_status_shows_complete_stale_missing_and_not_run(run, tmp_path, capsys):
+    shutil.rmtree(run.shards)
+    args = ["status", "--run-dir", str(run.root), *_sets([*FINISHED, "dedup.max_distance=4"])]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    status = {line.split()[0]: line for line in lines[1:]}
+    entries = _entries(run)
+    assert status["ingest"].split()[1] == "complete"
+    assert status["download"].split()[1] == "complete"
+    assert status["annotate"].split()[1] == "complete"
+    assert status["dedup"].split()[1:4] == [
+        "stale",
+        str(entries["dedup"]["rows_in"]),
+        str(entries["dedup"]["rows_kept"]),
+    ]
+    assert status["dedup"].endswith("dedup.max_distance 6 -> 4")
+    assert status["select"].split()[1] == "stale" and status["select"].endswith("dedup would rerun")
+    assert status["shard"].split()[1:3] == ["missing", "output"]
+    # A fresh directory: nothing has run.
+    empty = status_lines(tmp_path / "nothing", load_config())
+    assert [line.split()[1:3] for line in empty[1:]] == [["not", "run"]] * len(STAGE_NAMES)

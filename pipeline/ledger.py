@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from pipeline.files import data_files, write_atomically
 from schemas.reasons import REASONS
 from schemas.tables import LEDGER
 
@@ -31,19 +33,16 @@ def ledger_table(uids: list[str], stage: str, reasons: list[str], details: list)
 
 def write_ledger_part(directory: Path, name: str, table: pa.Table) -> Path:
     """Write one ledger part file atomically (temporary name, then rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"{name}.parquet"
-    tmp = directory / f".{name}.parquet.tmp"
-    pq.write_table(table.cast(LEDGER), tmp)
-    tmp.replace(final)
-    return final
+    return write_atomically(
+        directory / f"{name}.parquet", functools.partial(pq.write_table, table.cast(LEDGER))
+    )
 
 
 def read_ledger(path: Path) -> pa.Table:
     """All ledger rows under a folder (one stage's, or the whole `ledger/`)."""
     if not path.exists():
         return LEDGER.empty_table()
-    files = sorted(str(p) for p in path.rglob("*.parquet") if not p.name.startswith((".", "_")))
+    files = data_files(path, "**/*.parquet")
     if not files:
         return LEDGER.empty_table()
     return ds.dataset(files, schema=LEDGER, format="parquet").to_table()

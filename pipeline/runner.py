@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import stages as registry
 from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.faults import kill_point
+from pipeline.files import write_text_atomically
 from pipeline.fingerprint import changed_settings, fingerprint, stage_settings
-from pipeline.run_dir import RunDir, write_text_atomically
-from pipeline import stages as registry
+from pipeline.run_dir import RunDir
 from pipeline.stages import Stage
 from pipeline.stats import record_stage
 

@@ -95,6 +95,7 @@ STAGES: tuple[Stage, ...] = (
         entry="pipeline.select.stage:run",
         help="apply the select rules (CLIP score ...) to the dedup survivors: selection/",
         settings=("select", "clip.enabled", "clip.threshold", "clip.top_fraction"),
+        preflight="pipeline.select.stage:preflight",
     ),
     Stage(
         name="shard",

@@ -6,8 +6,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.files import write_text_atomically
 from pipeline.ledger import check_identity
-from pipeline.run_dir import RunDir, write_text_atomically
+from pipeline.run_dir import RunDir
 from pipeline.stages import STAGE_NAMES
 
 

@@ -59,7 +59,7 @@ def test_resolved_config_round_trips(tmp_path):
             "download.allow_private_networks is no longer a setting: use network.allowed_networks",
         ),
         (["network.allowed_networks=[10.0.0.0/33]"], "is not a CIDR block"),
-        (["select.rules=[clip_score, aesthetic]"], "config select.rules: expected distinct rules"),
+        (["select.rules=[clip_score, clip_score]"], "config select.rules: a rule is listed twice"),
         (["ingest.min_words=30"], "ingest.min_words (30) is above ingest.max_words (20)"),
         (["ingest.min_lang_score=2"], "must be in [0, 1]"),
         (["ingest.preset=yfcc"], "unknown preset 'yfcc'"),

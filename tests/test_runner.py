@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -14,7 +15,7 @@ from pipeline.config import load_config
 from pipeline.fingerprint import changed_settings, fingerprint, stage_settings
 from pipeline.runner import COMPLETE_MARKER, run_stage, stage_state, status_lines
 from pipeline.stages import STAGE_NAMES, get_stage
-from tests.conftest import FINISHED, clip_overrides, copy_run
+from tests.conftest import FINISHED, LOCAL_NETWORK, clip_overrides, copy_run
 
 
 def _sets(values: list[str]) -> list[str]:
@@ -111,7 +112,7 @@ def test_a_deleted_output_folder_reruns_the_stage(run, stage):
     before = _entries(run)
     output = run.root / get_stage(stage).output
     shutil.rmtree(output)
-    config = load_config(None, FINISHED)
+    config = load_config(None, [*FINISHED, *LOCAL_NETWORK])  # ingest's test server
     state = stage_state(run, get_stage(stage), config)
     assert state.status == "missing output"
     input_path = before["ingest"]["settings"]["input"] if stage == "ingest" else None
@@ -159,3 +160,31 @@ def test_status_shows_complete_stale_missing_and_not_run(run, tmp_path, capsys):
     # A fresh directory: nothing has run.
     empty = status_lines(tmp_path / "nothing", load_config())
     assert [line.split()[1:3] for line in empty[1:]] == [["not", "run"]] * len(STAGE_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["clip.enabled=false", "select.rules=[clip_score, aesthetic]"],
+            "config select.rules: unknown rule 'aesthetic'",
+        ),
+        (
+            ["clip.enabled=false", "dedup.exclude=/nope/eval"],
+            "dedup.exclude: /nope/eval does not exist",
+        ),
+        ([], "or set clip.enabled=false for pHash-only annotation"),  # openai weights, offline
+        (["clip.pretrained=/nope/clip.pt", "clip.model=curate-micro-vit"], "/nope/clip.pt"),
+    ],
+)
+def test_run_checks_every_stage_before_the_first(tmp_path, capsys, overrides, message):
+    """Before: with default settings and no network, `curate run` ingested and downloaded, then
+    spent a minute in hub retries and exited 2 at annotate."""
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"url": ["http://example.com/a.jpg"], "caption": ["a b c"]}), src)
+    run_dir = tmp_path / "run"
+    args = ["run", "--input", str(src), "--run-dir", str(run_dir), *_sets(overrides)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("curate run: error: ") and message in err[-1], err
+    assert not run_dir.exists()

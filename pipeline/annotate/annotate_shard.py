@@ -16,6 +16,7 @@ from PIL import Image
 from pipeline.annotate.phash import phash_bytes
 from pipeline.annotate.shard_reader import iter_images
 from pipeline.config import ClipConfig
+from pipeline.faults import kill_point
 from schemas.reasons import check
 from schemas.tables import ANNOTATION, CLIP_COLUMNS, DECISION
 
@@ -142,3 +143,4 @@ def annotate_batches(
     for batch in batches:
         for shard in batch.column("shard").to_pylist():
             yield from annotate_shard(Path(downloads), shard, draft_size, batch_rows, clip)
+        kill_point("annotate", "batch")  # a batch of this task annotated, the rest not

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, TrainConfig
-from pipeline.run_dir import RunDir, write_text_atomically
+from pipeline.files import write_text_atomically
+from pipeline.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 

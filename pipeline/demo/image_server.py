@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from PIL import Image
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 BOMB_SIDE = 14000
 _CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
@@ -64,7 +64,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         # socketserver prints tracebacks to stderr; a client hanging up is routine here.
-        logger.debug("request from %s failed", client_address, exc_info=True)
+        log.debug("request from %s failed", client_address, exc_info=True)
 
 
 class _Server6(_Server):
@@ -78,13 +78,13 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 30
 
     def log_message(self, format: str, *args: object) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)
+        log.debug("%s %s", self.address_string(), format % args)
 
     def handle(self) -> None:
         try:
             super().handle()
         except _DISCONNECTS:
-            logger.debug("client %s disconnected", self.client_address)
+            log.debug("client %s disconnected", self.client_address)
 
     def do_GET(self) -> None:
         self._respond(send_body=True)
@@ -101,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._route(owner, kind, rel, parts, send_body)
         except _DISCONNECTS:
-            logger.debug("client %s disconnected during %s", self.client_address, self.path)
+            log.debug("client %s disconnected during %s", self.client_address, self.path)
             self.close_connection = True
 
     def _route(
@@ -233,7 +233,7 @@ class ImageServer:
             daemon=True,
         )
         self._thread.start()
-        logger.debug("image server on %s serving %s", self.base_url, self.files_dir)
+        log.debug("image server on %s serving %s", self.base_url, self.files_dir)
         return self
 
     def stop(self) -> None:
@@ -247,7 +247,7 @@ class ImageServer:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        logger.debug("image server on port %d stopped", self.port)
+        log.debug("image server on port %d stopped", self.port)
 
     def __enter__(self) -> ImageServer:
         return self.start()

@@ -18,42 +18,12 @@ from pipeline.demo.captions import (
     foreign_caption,
 )
 from pipeline.demo.pictures import CLASSES
-
-NOISE_KINDS: tuple[str, ...] = (
-    "clean",
-    "mismatched_caption",
-    "boilerplate_caption",
-    "non_english",
-    "exact_duplicate",
-    "near_duplicate_reencode",
-    "near_duplicate_resize",
-    "near_duplicate_crop",
-    "small_image",
-    "extreme_aspect",
-    "fault_404",
-    "fault_500",
-    "fault_slow",
-    "fault_truncated",
-    "fault_html",
-    "fault_empty",
-    "fault_bomb",
-    "fault_noai",
-    "fault_redirect",
+from schemas.ground_truth import (
+    DUPLICATE_KINDS,
+    FILE_BACKED_FAULTS,
+    NOISE_KINDS,
+    PICTURELESS_FAULTS,
 )
-DUPLICATE_KINDS = frozenset(
-    {
-        "exact_duplicate",
-        "near_duplicate_reencode",
-        "near_duplicate_resize",
-        "near_duplicate_crop",
-    }
-)
-# Fault rows whose URL serves no picture at all: their `label` is null.
-PICTURELESS_FAULTS = frozenset(
-    {"fault_404", "fault_500", "fault_html", "fault_empty", "fault_bomb"}
-)
-# Fault rows whose route serves (or redirects to) a real file that the generator writes.
-FILE_BACKED_FAULTS = frozenset({"fault_slow", "fault_truncated", "fault_noai", "fault_redirect"})
 
 # ALIGN drops alt-texts shared by more than 10 images; each boilerplate phrase that is used at all
 # appears at least this often, so that rule catches every one of them.

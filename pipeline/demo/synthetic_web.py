@@ -4,6 +4,7 @@ can be scored against the truth. Its parts (captions, pictures, noise_plan) are 
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -26,11 +27,7 @@ from pipeline.demo.noise_plan import (
     _STREAM_EVAL,
     _STREAM_ORDER,
     _STREAM_PIXELS,
-    DUPLICATE_KINDS,
-    FILE_BACKED_FAULTS,
     MIN_BOILERPLATE_REPEATS,
-    NOISE_KINDS,
-    PICTURELESS_FAULTS,
     NoiseMix,
     _picture_size,
     _plan,
@@ -45,6 +42,14 @@ from pipeline.demo.pictures import (
     _jpeg_bytes,
     _near_duplicate,
     render_picture,
+)
+from pipeline.files import write_atomically
+from schemas.ground_truth import (
+    DUPLICATE_KINDS,
+    FILE_BACKED_FAULTS,
+    GROUND_TRUTH_SCHEMA,
+    NOISE_KINDS,
+    PICTURELESS_FAULTS,
 )
 
 # The names the rest of the project imports from here; they live in the modules above.
@@ -75,22 +80,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-GROUND_TRUTH_SCHEMA = pa.schema(
-    [
-        pa.field("gt_id", pa.int64(), nullable=False),
-        pa.field("path", pa.string(), nullable=False),
-        pa.field("caption", pa.string(), nullable=False),
-        pa.field("label", pa.string()),
-        pa.field("caption_label", pa.string()),
-        pa.field("noise", pa.string(), nullable=False),
-        pa.field("duplicate_of", pa.int64()),
-        pa.field("width", pa.int64()),
-        pa.field("height", pa.int64()),
-        # ISO 639-1 code of the caption's language; null for boilerplate (no language to speak of).
-        pa.field("language", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -173,9 +162,7 @@ def generate_web(
     )
     gt_path = out_dir / "ground_truth.parquet"
     # Written last, via a rename: its presence means the web is complete.
-    tmp = gt_path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(gt_path)
+    write_atomically(gt_path, functools.partial(pq.write_table, table))
     log.info("synthetic web: %d pairs in %s", n_pairs, out_dir)
     return SyntheticWeb(root=out_dir, files_dir=files_dir, ground_truth=gt_path, n_pairs=n_pairs)
 

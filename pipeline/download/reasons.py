@@ -9,26 +9,26 @@ from schemas.reasons import check
 # (substring of the message, reason code), first match wins. Our own guards mark their messages
 # with a [code]; the rest are the texts img2dataset and urllib produce.
 _RULES: list[tuple[str, str]] = [
-    (BLOCKED, "download.blocked_address"),
-    ("unknown url type", "download.blocked_address"),
-    ("Redirection to url", "download.blocked_address"),
-    (TOO_LARGE, "download.too_large"),
-    (TOO_MANY_PIXELS, "download.too_many_pixels"),
-    ("image area too large", "download.too_many_pixels"),
-    (TOO_MANY_REDIRECTS, "download.too_many_redirects"),
-    (DEADLINE, "download.timeout"),
-    ("X-Robots-Tag", "download.opted_out"),
-    ("HTTP Error", "download.http_error"),
-    ("timed out", "download.timeout"),
-    ("image too small", "download.image_too_small"),
-    ("aspect ratio too large", "download.aspect_ratio"),
-    (DECODE_ERROR, "download.decode_error"),
-    ("hash mismatch", "download.decode_error"),
-    ("urlopen error", "download.network_error"),
-    ("Remote end closed", "download.network_error"),
-    ("IncompleteRead", "download.network_error"),
-    ("Connection", "download.network_error"),
-    ("Errno", "download.network_error"),
+    (BLOCKED, check("download.blocked_address")),
+    ("unknown url type", check("download.blocked_address")),
+    ("Redirection to url", check("download.blocked_address")),
+    (TOO_LARGE, check("download.too_large")),
+    (TOO_MANY_PIXELS, check("download.too_many_pixels")),
+    ("image area too large", check("download.too_many_pixels")),
+    (TOO_MANY_REDIRECTS, check("download.too_many_redirects")),
+    (DEADLINE, check("download.timeout")),
+    ("X-Robots-Tag", check("download.opted_out")),
+    ("HTTP Error", check("download.http_error")),
+    ("timed out", check("download.timeout")),
+    ("image too small", check("download.image_too_small")),
+    ("aspect ratio too large", check("download.aspect_ratio")),
+    (DECODE_ERROR, check("download.decode_error")),
+    ("hash mismatch", check("download.decode_error")),
+    ("urlopen error", check("download.network_error")),
+    ("Remote end closed", check("download.network_error")),
+    ("IncompleteRead", check("download.network_error")),
+    ("Connection", check("download.network_error")),
+    ("Errno", check("download.network_error")),
 ]
 for _, _code in _RULES:
     check(_code)
@@ -41,5 +41,5 @@ def classify(status: str | None, message: str | None) -> str:
         if needle in text:
             return code
     if status == "failed_to_resize":
-        return check("download.resize_error")
-    return check("download.failed")
+        return check(check("download.resize_error"))
+    return check(check("download.failed"))

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 from pipeline.config import Config
 from pipeline.download.reasons import classify
 from pipeline.download.runner import run_img2dataset
+from pipeline.files import data_files, write_atomically
 from pipeline.ledger import count_by_reason, ledger_table, read_ledger, write_ledger_part
-from pipeline.run_dir import data_files
 from pipeline.runner import StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -29,16 +29,18 @@ def write_download_input(candidates: Path, target: Path) -> tuple[int, list[str]
     """
     files = data_files(candidates)
     dataset = ds.dataset(files, format="parquet")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
     rows = 0
-    with pq.ParquetWriter(tmp, dataset.schema) as writer:
-        # Spark wrote the candidates range-partitioned by uid: file order is uid order.
-        for fragment in dataset.get_fragments():
-            table = fragment.to_table()
-            rows += table.num_rows
-            writer.write_table(table)
-    tmp.replace(target)
+
+    def write(tmp: Path) -> None:
+        nonlocal rows
+        with pq.ParquetWriter(tmp, dataset.schema) as writer:
+            # Spark wrote the candidates range-partitioned by uid: file order is uid order.
+            for fragment in dataset.get_fragments():
+                table = fragment.to_table()
+                rows += table.num_rows
+                writer.write_table(table)
+
+    write_atomically(target, write)
     carried = [n for n in dataset.schema.names if n not in ("url", "caption")]
     return rows, carried
 

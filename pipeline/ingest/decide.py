@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import IngestConfig
+from pipeline.faults import kill_point
 from pipeline.ingest import langid
 from schemas.reasons import check
 
@@ -97,3 +98,4 @@ def decide_batches(
     """`mapInArrow` body for the decision pass."""
     for batch in batches:
         yield decide_batch(batch, cfg, model_path)
+        kill_point("ingest", "batch")  # a batch of this task written, the rest not

@@ -11,6 +11,7 @@ import pyarrow.dataset as ds
 
 from pipeline.config import IngestConfig, ingest_columns
 from pipeline.errors import InputError
+from pipeline.files import data_files, is_data_file
 
 
 def is_local(path: str) -> bool:
@@ -29,13 +30,8 @@ def local_files(path: str) -> list[str]:
     for match in matches:
         p = Path(match)
         if p.is_dir():
-            files += sorted(
-                str(f)
-                for f in p.rglob("*")
-                if f.is_file()
-                and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
-            )
-        elif not p.name.startswith((".", "_")):
+            files += data_files(p, "**/*")
+        elif is_data_file(p):
             files.append(str(p))
     if not files:
         raise InputError(f"input {path}: no such file, or no data files in it")

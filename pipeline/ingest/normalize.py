@@ -17,6 +17,15 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import idna
 
 from pipeline.net_policy import host_refusal, parse_ip_literal
+from schemas.reasons import check
+
+# Reason codes, checked against schemas/reasons.py when the module loads.
+INVALID_URL = check("ingest.invalid_url")
+MISSING_URL = check("ingest.missing_url")
+PRIVATE_HOST = check("ingest.private_host")
+URL_SCHEME = check("ingest.url_scheme")
+URL_TOO_LONG = check("ingest.url_too_long")
+
 
 # Unicode categories removed from captions: controls, format characters (bidi overrides,
 # zero-width spaces), surrogates and private use. Whitespace controls become spaces first.
@@ -110,14 +119,14 @@ def _normalize_simple_url(
     scheme = scheme.lower()
     ascii_host, why = _host_verdict(host, allowed_networks)
     if ascii_host is None:
-        return UrlVerdict(url, "ingest.invalid_url", f"bad host name {host!r}")
+        return UrlVerdict(url, INVALID_URL, f"bad host name {host!r}")
     if why is not None:
-        return UrlVerdict(url, "ingest.private_host", why)
+        return UrlVerdict(url, PRIVATE_HOST, why)
     netloc = ascii_host
     if port_text is not None:
         port = int(port_text)
         if port > 65535:
-            return UrlVerdict(url, "ingest.invalid_url", "Port out of range 0-65535")
+            return UrlVerdict(url, INVALID_URL, "Port out of range 0-65535")
         if port != _DEFAULT_PORTS[scheme]:
             netloc = f"{netloc}:{port}"
     rest = (rest or "/").removesuffix("?")
@@ -133,11 +142,11 @@ def normalize_url(
     fragment) and apply the URL policy, returning the first reason code that applies."""
     url = (raw or "").strip()
     if not url:
-        return UrlVerdict("", "ingest.missing_url")
+        return UrlVerdict("", MISSING_URL)
     if len(url) > max_length:
-        return UrlVerdict(url[:200], "ingest.url_too_long", f"{len(url)} characters")
+        return UrlVerdict(url[:200], URL_TOO_LONG, f"{len(url)} characters")
     if _URL_FORBIDDEN.search(url):
-        return UrlVerdict(url, "ingest.invalid_url", "control character or space in URL")
+        return UrlVerdict(url, INVALID_URL, "control character or space in URL")
     simple = _SIMPLE_URL.match(url)
     if simple is not None:
         return _normalize_simple_url(url, simple, allowed_networks)
@@ -151,30 +160,30 @@ def _normalize_general_url(url: str, allowed_networks: tuple[str, ...]) -> UrlVe
         port = parts.port
         host = parts.hostname
     except ValueError as exc:
-        return UrlVerdict(url, "ingest.invalid_url", str(exc))
+        return UrlVerdict(url, INVALID_URL, str(exc))
     scheme = parts.scheme.lower()
     if not scheme:
-        return UrlVerdict(url, "ingest.invalid_url", "no scheme")
+        return UrlVerdict(url, INVALID_URL, "no scheme")
     if scheme not in _ALLOWED_SCHEMES:
-        return UrlVerdict(url, "ingest.url_scheme", f"scheme {scheme}")
+        return UrlVerdict(url, URL_SCHEME, f"scheme {scheme}")
     if not host:
-        return UrlVerdict(url, "ingest.invalid_url", "no host")
+        return UrlVerdict(url, INVALID_URL, "no host")
     is_ipv6 = parts.netloc.rpartition("@")[2].startswith("[")
     if is_ipv6:
         ip = parse_ip_literal(host)
         if ip is None:
-            return UrlVerdict(url, "ingest.invalid_url", f"bad IPv6 literal {host}")
+            return UrlVerdict(url, INVALID_URL, f"bad IPv6 literal {host}")
         ascii_host = f"[{ip.compressed}]"
     else:
         ascii_host, why = _host_verdict(host, allowed_networks)
         if ascii_host is None:
-            return UrlVerdict(url, "ingest.invalid_url", f"bad host name {host!r}")
+            return UrlVerdict(url, INVALID_URL, f"bad host name {host!r}")
         if why is not None:
-            return UrlVerdict(url, "ingest.private_host", why)
+            return UrlVerdict(url, PRIVATE_HOST, why)
     if is_ipv6:
         why = host_refusal(ascii_host, allowed_networks)
         if why is not None:
-            return UrlVerdict(url, "ingest.private_host", why)
+            return UrlVerdict(url, PRIVATE_HOST, why)
     netloc = ascii_host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"

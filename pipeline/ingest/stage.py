@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from pipeline.config import Config, dump_yaml
+from pipeline.files import write_text_atomically
 from pipeline.ingest import plan
 from pipeline.ingest.input_check import check_local_input, is_local
 from pipeline.ingest.langid import resolve_model_path
-from pipeline.run_dir import write_text_atomically
 from pipeline.runner import StageContext, StageResult
 from schemas.tables import CANDIDATE_CORE
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from pipeline.demo.synthetic_web import (
+from pipeline.stages import STAGE_NAMES as STAGES
+from schemas.ground_truth import (
     DUPLICATE_KINDS,
     FILE_BACKED_FAULTS,
     NOISE_KINDS,
     PICTURELESS_FAULTS,
 )
-from pipeline.stages import STAGE_NAMES as STAGES
-from schemas.reasons import reasons_for_stage
+from schemas.reasons import check, reasons_for_stage
 
 KEPT = "kept"
 
@@ -32,12 +32,12 @@ class FilterTarget:
 
 _TEXT_RULES = frozenset(
     {
-        "ingest.caption_too_short",
-        "ingest.too_few_words",
-        "ingest.too_many_words",
-        "ingest.caption_repeated",
-        "ingest.url_too_many_captions",
-        "ingest.rare_token",
+        check("ingest.caption_too_short"),
+        check("ingest.too_few_words"),
+        check("ingest.too_many_words"),
+        check("ingest.caption_repeated"),
+        check("ingest.url_too_many_captions"),
+        check("ingest.rare_token"),
     }
 )
 FILTERS: tuple[FilterTarget, ...] = (
@@ -50,7 +50,7 @@ FILTERS: tuple[FilterTarget, ...] = (
     FilterTarget(
         "language ID (fastText lid.176)",
         "ingest",
-        frozenset({"ingest.language", "ingest.language_score"}),
+        frozenset({check("ingest.language"), check("ingest.language_score")}),
         frozenset({"non_english"}),
     ),
     FilterTarget(
@@ -68,13 +68,13 @@ FILTERS: tuple[FilterTarget, ...] = (
     FilterTarget(
         "pHash dedup",
         "dedup",
-        frozenset({"dedup.exact_duplicate", "dedup.near_duplicate"}),
+        frozenset({check("dedup.exact_duplicate"), check("dedup.near_duplicate")}),
         frozenset(DUPLICATE_KINDS),
     ),
     FilterTarget(
         "CLIP score",
         "select",
-        frozenset({"select.clip_score", "select.no_clip_score"}),
+        frozenset({check("select.clip_score"), check("select.no_clip_score")}),
         frozenset({"mismatched_caption"}),
     ),
 )

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from pipeline.files import data_files
 from pipeline.ledger import read_ledger
 from pipeline.run_dir import RunDir
 
@@ -32,7 +33,7 @@ def read_parquet_dir(path: Path, columns: list[str] | None = None) -> pa.Table |
     """
     if not path.exists():
         return None
-    files = sorted(str(p) for p in path.rglob("*.parquet") if not p.name.startswith((".", "_")))
+    files = data_files(path, "**/*.parquet")
     if not files:
         return None
     dataset = ds.dataset(files, format="parquet")

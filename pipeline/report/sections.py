@@ -17,7 +17,7 @@ from pipeline.report.ground_truth import fate_columns, score_against_truth
 from pipeline.report.html_page import Sample, esc, grid, plot, table
 from pipeline.report.run_tables import RunTables
 from pipeline.report.thumbnails import png_uri, read_image_bytes, thumbnail_uri
-from schemas.reasons import REASONS
+from schemas.reasons import REASONS, check
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,9 @@ def distributions_section(tables: RunTables) -> Section:
     langs: Counter[str] = Counter()
     if cands is not None:
         langs.update(x for x in cands.column("lang").to_pylist() if x)
-    dropped_lang = tables.ledger.filter(pc.equal(tables.ledger.column("reason"), "ingest.language"))
+    dropped_lang = tables.ledger.filter(
+        pc.equal(tables.ledger.column("reason"), check("ingest.language"))
+    )
     langs.update(str(d).split(" ", 1)[0] for d in dropped_lang.column("detail").to_pylist() if d)
     if langs:
         top = langs.most_common(15)
@@ -305,7 +307,7 @@ def duplicates_section(tables: RunTables, look: Lookup) -> Section | None:
     dups = tables.ledger.filter(
         pc.is_in(
             tables.ledger.column("reason"),
-            pa.array(["dedup.exact_duplicate", "dedup.near_duplicate"]),
+            pa.array([check("dedup.exact_duplicate"), check("dedup.near_duplicate")]),
         )
     )
     if dups.num_rows == 0:

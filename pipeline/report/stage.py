@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Config, load_config
+from pipeline.files import write_text_atomically
 from pipeline.report.html_page import page
 from pipeline.report.input_pairs import recover_input_pairs
 from pipeline.report.run_tables import load_run_tables
@@ -21,7 +22,7 @@ from pipeline.report.sections import (
     kept_section,
     truth_section,
 )
-from pipeline.run_dir import RunDir, write_text_atomically
+from pipeline.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 

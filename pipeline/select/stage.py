@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import logging
 
+from pipeline.config import Config
+from pipeline.errors import ConfigError
 from pipeline.runner import StageContext, StageResult
 from pipeline.select.plan import select_decisions
+from pipeline.select.rules import RULE_NAMES
 from schemas.tables import SELECTION
 
 log = logging.getLogger(__name__)
+
+
+def preflight(config: Config, input_path: str | None = None) -> None:
+    """Every rule of select.rules must exist before a run starts."""
+    unknown = [r for r in config.select.rules if r not in RULE_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"config select.rules: unknown rule {unknown[0]!r} (rules: {', '.join(RULE_NAMES)})"
+        )
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from pipeline.run_dir import write_text_atomically
+from pipeline.files import write_text_atomically
 from pipeline.runner import StageContext, StageResult
 from pipeline.shard.plan import selected_samples, write_shards
 

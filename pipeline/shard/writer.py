@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.faults import kill_point
+from pipeline.files import write_atomically, write_bytes_atomically
 from schemas.tables import SHARD_SAMPLE
 
 SHARD_RESULT = pa.schema([("shard", pa.string()), ("count", pa.int64()), ("bytes", pa.int64())])
@@ -234,11 +236,6 @@ def _as(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
     return column if column.type == kind else column.cast(kind)
 
 
-def _write_bytes(path: str, data: bytes | pa.Buffer) -> None:
-    with open(path, "wb") as file:
-        file.write(data)
-
-
 def write_shard(
     out: Path | str, downloads: Path | str, shard_id: int, samples: pa.Table, index_digits: int
 ) -> int:
@@ -258,24 +255,29 @@ def write_shard(
         if field not in columns:
             columns[field] = samples.column(field)
     texts = [(c or "").encode() for c in columns["caption"].to_pylist()]
-    tmp_tar = os.path.join(out, f".{name}.tar.tmp")
-    size = write_tar(tmp_tar, keys, json_members(columns), texts, samples, os.fspath(downloads))
+    out = Path(out)
+    members = json_members(columns)
+    sizes: list[int] = []
+    write_atomically(
+        out / f"{name}.tar",
+        lambda tmp: sizes.append(
+            write_tar(os.fspath(tmp), keys, members, texts, samples, os.fspath(downloads))
+        ),
+    )
+    size = sizes[0]
     table = pa.Table.from_arrays(
         [_as(columns[f.name], f.type) for f in SHARD_SAMPLE], schema=SHARD_SAMPLE
     )
     # Built in memory and written at once: the same bytes as writing to the path, in one write.
     parquet = pa.BufferOutputStream()
     pq.write_table(table, parquet)
-    tmp_parquet = os.path.join(out, f".{name}.parquet.tmp")
-    _write_bytes(tmp_parquet, parquet.getvalue())
+    write_bytes_atomically(out / f"{name}.parquet", parquet.getvalue())
     count = len(keys)
     stats = {"count": count, "successes": count, "bytes": size, "status_dict": {"success": count}}
-    tmp_stats = os.path.join(out, f".{name}_stats.json.tmp")
-    _write_bytes(tmp_stats, (json.dumps(stats, sort_keys=True) + "\n").encode())
     # The stats file goes last: it marks the shard complete (img2dataset's convention).
-    os.replace(tmp_tar, os.path.join(out, f"{name}.tar"))
-    os.replace(tmp_parquet, os.path.join(out, f"{name}.parquet"))
-    os.replace(tmp_stats, os.path.join(out, f"{name}_stats.json"))
+    write_bytes_atomically(
+        out / f"{name}_stats.json", (json.dumps(stats, sort_keys=True) + "\n").encode()
+    )
     return size
 
 
@@ -302,6 +304,7 @@ def shard_batches(
         else:
             samples = table.slice(start, stop - start)
             size = write_shard(out, downloads, shard_id, samples, index_digits)
+            kill_point("shard", "shard_written")  # one whole shard on disk, the others not
         results.append({"shard": name, "count": stop - start, "bytes": size})
     if results:
         yield pa.RecordBatch.from_pylist(results, schema=SHARD_RESULT)

@@ -13,8 +13,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.faults import kill_point
+from pipeline.files import replace_dir
 from pipeline.ledger import count_by_reason, read_ledger
-from pipeline.run_dir import RunDir, replace_dir
+from pipeline.run_dir import RunDir
 
 
 @dataclass(frozen=True)

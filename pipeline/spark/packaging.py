@@ -7,6 +7,8 @@ import logging
 import zipfile
 from pathlib import Path
 
+from pipeline.files import write_atomically
+
 log = logging.getLogger(__name__)
 
 PACKAGES = ("pipeline", "schemas")
@@ -30,22 +32,24 @@ def build_pyfiles_zip(out: Path | str = DEFAULT_ZIP, root: Path | None = None) -
     out = Path(out)
     if not out.is_absolute():
         out = root / out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     count = 0
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for package in PACKAGES:
-            for path in sorted((root / package).rglob("*")):
-                rel = path.relative_to(root)
-                if not path.is_file() or path.suffix == ".pyc":
-                    continue
-                if any(part == "__pycache__" or part.startswith(".") for part in rel.parts):
-                    continue
-                info = zipfile.ZipInfo(rel.as_posix(), date_time=_ZIP_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                archive.writestr(info, path.read_bytes())
-                count += 1
-    tmp.replace(out)
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for package in PACKAGES:
+                for path in sorted((root / package).rglob("*")):
+                    rel = path.relative_to(root)
+                    if not path.is_file() or path.suffix == ".pyc":
+                        continue
+                    if any(part == "__pycache__" or part.startswith(".") for part in rel.parts):
+                        continue
+                    info = zipfile.ZipInfo(rel.as_posix(), date_time=_ZIP_TIME)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o644 << 16
+                    archive.writestr(info, path.read_bytes())
+                    count += 1
+
+    write_atomically(out, write)
     log.info("packaged %d files of %s into %s", count, ", ".join(PACKAGES), out)
     return out

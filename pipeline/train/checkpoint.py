@@ -8,6 +8,7 @@ rng (torch RNG states), format.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 
 from pipeline.errors import InputError
+from pipeline.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -44,29 +46,20 @@ def plain(value: Any) -> Any:
     raise TypeError(f"checkpoint value of type {type(value).__name__} is not plain data")
 
 
-def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_link(src: Path, dst: Path) -> None:
+def _link_or_copy(src: Path, dst: Path) -> None:
     """dst becomes the same file as src (a hard link, or a copy where links are not possible)."""
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
     try:
-        os.link(src, tmp)
+        os.link(src, dst)
     except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+        shutil.copyfile(src, dst)
 
 
 def save(folder: Path, state: dict, keep: int = 0) -> Path:
     """Write step_XXXXXX.pt and point latest.pt at it; keep the newest `keep` step files (0: all)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / step_name(int(state["step"]))
-    _atomic_save(plain({**state, "format": FORMAT}), path)
-    _atomic_link(path, folder / LATEST)
+    write_atomically(path, functools.partial(torch.save, plain({**state, "format": FORMAT})))
+    write_atomically(folder / LATEST, functools.partial(_link_or_copy, path))
     if keep > 0:
         for old in step_files(folder)[:-keep]:
             old.unlink(missing_ok=True)
@@ -84,7 +77,7 @@ def step_files(folder: Path) -> list[Path]:
 
 def remove_partial(folder: Path) -> None:
     """Delete temporary files a killed run left behind."""
-    for tmp in folder.glob(".*.pt.tmp-*"):
+    for tmp in folder.glob(".*.pt.*.tmp"):
         tmp.unlink(missing_ok=True)
 
 

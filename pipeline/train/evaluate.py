@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.errors import InputError
+from pipeline.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -145,12 +146,8 @@ def write_metrics(output: Path, metrics: dict) -> Path:
     folder = output / "metrics"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{int(metrics['step']):06d}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text_atomically(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     entries = [json.loads(p.read_text()) for p in folder.glob("step_*.json")]
     lines = [json.dumps(e, sort_keys=True) for e in sorted(entries, key=lambda e: e["step"])]
-    tmp = output / "metrics.jsonl.tmp"
-    tmp.write_text("".join(line + "\n" for line in lines))
-    tmp.replace(output / "metrics.jsonl")
+    write_text_atomically(output / "metrics.jsonl", "".join(line + "\n" for line in lines))
     return path

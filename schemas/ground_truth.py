@@ -1,0 +1,60 @@
+"""The ground truth of a labelled web (the demo's synthetic web, or any set a user labels the same
+way): one row per pair with its noise kind, which the report scores each filter against."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Every kind of pair a labelled web can hold: clean, the text and image noise the filters target,
+# and every download fault.
+NOISE_KINDS: tuple[str, ...] = (
+    "clean",
+    "mismatched_caption",
+    "boilerplate_caption",
+    "non_english",
+    "exact_duplicate",
+    "near_duplicate_reencode",
+    "near_duplicate_resize",
+    "near_duplicate_crop",
+    "small_image",
+    "extreme_aspect",
+    "fault_404",
+    "fault_500",
+    "fault_slow",
+    "fault_truncated",
+    "fault_html",
+    "fault_empty",
+    "fault_bomb",
+    "fault_noai",
+    "fault_redirect",
+)
+DUPLICATE_KINDS = frozenset(
+    {
+        "exact_duplicate",
+        "near_duplicate_reencode",
+        "near_duplicate_resize",
+        "near_duplicate_crop",
+    }
+)
+# Fault rows whose URL serves no picture at all: their `label` is null.
+PICTURELESS_FAULTS = frozenset(
+    {"fault_404", "fault_500", "fault_html", "fault_empty", "fault_bomb"}
+)
+# Fault rows whose route serves (or redirects to) a real file that the generator writes.
+FILE_BACKED_FAULTS = frozenset({"fault_slow", "fault_truncated", "fault_noai", "fault_redirect"})
+
+GROUND_TRUTH_SCHEMA = pa.schema(
+    [
+        pa.field("gt_id", pa.int64(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("caption", pa.string(), nullable=False),
+        pa.field("label", pa.string()),
+        pa.field("caption_label", pa.string()),
+        pa.field("noise", pa.string(), nullable=False),
+        pa.field("duplicate_of", pa.int64()),
+        pa.field("width", pa.int64()),
+        pa.field("height", pa.int64()),
+        # ISO 639-1 code of the caption's language; null for boilerplate (no language to speak of).
+        pa.field("language", pa.string()),
+    ]
+)

@@ -33,6 +33,8 @@ from pipeline.stats import record_stage
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from pipeline.spark.decisions import Decisions
+
 log = logging.getLogger(__name__)
 
 # Written into a stage's output folder: STARTED when the stage begins (so a rerun after a kill
@@ -101,23 +103,24 @@ class StageContext:
 
     def write_decisions(
         self,
-        decisions: DataFrame,
+        decisions: Decisions,
         kept_columns: Sequence[str],
-        figures: dict[str, Any] | None = None,
         rows_in: int | None = None,
+        figures: dict[str, Any] | None = None,
     ) -> StageResult:
-        """Write a decisions DataFrame (null `reason` = kept): kept rows to the output folder,
-        the others to the ledger. `rows_in` defaults to the rows of `decisions`."""
+        """Write a plan's decisions (null `reason` = kept): kept rows to the output folder, the
+        others to the ledger. `rows_in` defaults to the rows of the decisions; `figures` add
+        to the plan's."""
         from pipeline.spark.decisions import write_decisions
 
         written = write_decisions(
-            self.spark, decisions, self.run, self.stage.name, self.output, kept_columns
+            self.spark, decisions.frame, self.run, self.stage.name, self.output, kept_columns
         )
         return StageResult(
             written.rows_in if rows_in is None else rows_in,
             written.rows_kept,
             written.dropped,
-            figures or {},
+            {**decisions.figures, **(figures or {})},
         )
 
     def close(self) -> None:

@@ -174,3 +174,20 @@ def demo_run(spark, tmp_path_factory) -> RunDir:
     run = RunDir(tmp_path_factory.mktemp("demo") / "run")
     assert main(["demo", "--run-dir", str(run.root), *DEMO_ARGS]) == 0
     return run
+
+
+# What `make test-fast` leaves out: the demo, the training runs and CLIP checkpoints they need,
+# and the standalone cluster. Marked here by what a test uses, so a new test is marked too.
+_SLOW_FIXTURES = {"demo_run", "tiny_checkpoint", "scored"}
+_SLOW_FOLDERS = ("tests/train/",)
+_CLUSTER_MODULES = ("tests/spark/test_cluster.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        where = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        if where.startswith(_CLUSTER_MODULES):
+            item.add_marker(pytest.mark.cluster)
+        if where.startswith(_SLOW_FOLDERS) or _SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)

@@ -15,7 +15,7 @@ from pipeline.config import load_config
 from pipeline.fingerprint import changed_settings, fingerprint, stage_settings
 from pipeline.runner import COMPLETE_MARKER, run_stage, stage_state, status_lines
 from pipeline.stages import STAGE_NAMES, get_stage
-from tests.conftest import FINISHED, LOCAL_NETWORK, clip_overrides, copy_run
+from tests.conftest import FINISHED, LOCAL_DOWNLOAD, LOCAL_NETWORK, clip_overrides, copy_run
 
 
 def _sets(values: list[str]) -> list[str]:
@@ -141,7 +141,9 @@ def test_force_redoes_a_complete_stage_and_invalidates_the_later_ones(run):
 
 def test_status_shows_complete_stale_missing_and_not_run(run, tmp_path, capsys):
     shutil.rmtree(run.shards)
-    args = ["status", "--run-dir", str(run.root), *_sets([*FINISHED, "dedup.max_distance=4"])]
+    # The settings the run was made with (the test server's network, small download shards).
+    made_with = [*LOCAL_DOWNLOAD, *FINISHED]
+    args = ["status", "--run-dir", str(run.root), *_sets([*made_with, "dedup.max_distance=4"])]
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
     status = {line.split()[0]: line for line in lines[1:]}

@@ -134,13 +134,14 @@ def annotate_shard(
 
 def annotate_batches(
     batches: Iterator[pa.RecordBatch],
-    downloads: str,
     draft_size: int,
     batch_rows: int,
     clip: ClipConfig | None,
 ) -> Iterator[pa.RecordBatch]:
-    """`mapInArrow` body: each input row names one shard (column `shard`)."""
+    """`mapInArrow` body: each input row names one shard (columns `folder`, `shard`)."""
     for batch in batches:
-        for shard in batch.column("shard").to_pylist():
-            yield from annotate_shard(Path(downloads), shard, draft_size, batch_rows, clip)
+        for folder, shard in zip(
+            batch.column("folder").to_pylist(), batch.column("shard").to_pylist(), strict=True
+        ):
+            yield from annotate_shard(Path(folder), shard, draft_size, batch_rows, clip)
         kill_point("annotate", "batch")  # a batch of this task annotated, the rest not

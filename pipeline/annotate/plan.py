@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
 from pipeline.annotate.annotate_shard import annotate_batches, output_schema
-from pipeline.config import AnnotateConfig, ClipConfig
+from pipeline.config import Config
 from pipeline.spark.arrow import map_batches
+from pipeline.spark.decisions import Decisions
 
 
-def annotate_decisions(
-    spark: SparkSession,
-    downloads: Path,
-    shards: list[str],
-    cfg: AnnotateConfig,
-    clip: ClipConfig | None,
-) -> DataFrame:
-    """Annotation rows (with `reason` for the samples that could not be annotated)."""
-    # One partition per shard: a task reads one tar, as img2dataset's distributor does.
-    rdd = spark.sparkContext.parallelize([(s,) for s in shards], max(1, len(shards)))
-    df = spark.createDataFrame(rdd, "shard string")
+def shard_table(spark: SparkSession, downloads: Path, shards: list[str]) -> DataFrame:
+    """The stage's input: one row per complete downloaded shard (folder, shard id), one partition
+    each, so a task reads one tar as img2dataset's distributor does."""
+    rows = [(str(downloads), s) for s in shards]
+    rdd = spark.sparkContext.parallelize(rows, max(1, len(rows)))
+    return spark.createDataFrame(rdd, "folder string, shard string")
+
+
+def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
+    """The stage's plan: `inputs["shards"]` (folder, shard) -> one annotation row per sample
+    (`reason` set for the samples that could not be annotated)."""
+    clip = config.clip if config.clip.enabled else None
     fn = functools.partial(
         annotate_batches,
-        downloads=str(downloads),
-        draft_size=cfg.draft_size,
-        batch_rows=cfg.batch_rows,
+        draft_size=config.annotate.draft_size,
+        batch_rows=config.annotate.batch_rows,
         clip=clip,
     )
-    return map_batches(df, fn, output_schema(clip))
+    return Decisions(map_batches(inputs["shards"], fn, output_schema(clip)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.annotate.plan import annotate_decisions
+from pipeline.annotate.plan import decide, shard_table
 from pipeline.clip.models import load_clip
 from pipeline.config import Config
 from pipeline.download.stage import complete_shards
@@ -23,11 +23,10 @@ def preflight(config: Config, input_path: str | None = None) -> None:
 def run(ctx: StageContext) -> StageResult:
     """Annotate every downloaded sample (sizes, sha256, pHash, CLIP score when enabled)."""
     config = ctx.config
-    clip = config.clip if config.clip.enabled else None
     downloads = ctx.folder("download")
     shards = complete_shards(downloads)
-    decisions = annotate_decisions(ctx.spark, downloads, shards, config.annotate, clip)
-    columns = ANNOTATION.names + (CLIP_COLUMNS.names if clip is not None else [])
+    decisions = decide({"shards": shard_table(ctx.spark, downloads, shards)}, config)
+    columns = ANNOTATION.names + (CLIP_COLUMNS.names if config.clip.enabled else [])
     # Rows in: the samples the download stage kept (its identity was checked when it finished).
     rows_in = ctx.stats_entry("download")["rows_kept"]
     figures = {
@@ -39,7 +38,7 @@ def run(ctx: StageContext) -> StageResult:
             "pretrained": config.clip.pretrained,
         },
     }
-    result = ctx.write_decisions(decisions, columns, figures, rows_in=rows_in)
+    result = ctx.write_decisions(decisions, columns, rows_in=rows_in, figures=figures)
     if result.rows_kept + sum(result.dropped.values()) != rows_in:
         log.error("annotate: saw fewer or more samples than download reported (%d)", rows_in)
     return result

@@ -1,18 +1,28 @@
-"""The Spark plan of the dedup stage: a band index over distinct pHashes, verified pairs,
-connected components by distributed min-label propagation, one representative per cluster."""
+"""The Spark plan of the dedup stage: a planned block index over distinct pHashes (bands.py),
+verified pairs (verify.py), connected components by hooking and pointer jumping, one
+representative per cluster."""
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
 
-from pipeline.config import DedupConfig
-from pipeline.dedup.bands import band_layout
-from pipeline.dedup.verify import PAIRS, verify_batches
+from pipeline.config import Config, DedupConfig
+from pipeline.dedup.bands import FULL, IndexPlan, Layout, group_cost, plan_index
+from pipeline.dedup.exclude import load_exclusion_hashes
+from pipeline.dedup.verify import MAX_STATS, PAIRS, SPLIT, STAT_NAMES, search_batches
+from pipeline.errors import InputError
 from pipeline.spark.arrow import map_batches
+from pipeline.spark.checkpoint import fresh_checkpoint
+from pipeline.spark.decisions import Decisions
 from schemas.reasons import check
 
 log = logging.getLogger(__name__)
@@ -21,93 +31,259 @@ NEAR = check("dedup.near_duplicate")
 EVAL = check("dedup.eval_overlap")
 
 
-def band_keys(nodes: DataFrame, max_distance: int, side: int = 0) -> DataFrame:
-    """(band, value, node, side) for every band of every node (node = signed 64-bit pHash)."""
+def _signed(mask: int) -> int:
+    """A 64-bit mask as the signed long Spark holds it."""
+    return mask - (1 << 64) if mask >> 63 else mask
+
+
+def band_keys(nodes: DataFrame, masks: tuple[int, ...]) -> DataFrame:
+    """(table, key, node, side) for every table of the shuffle layout and every (node, side) row
+    (node = signed 64-bit pHash): key = the node's bits under the table's mask."""
     keys = [
         F.struct(
-            F.lit(b.index).alias("band"),
-            F.shiftrightunsigned(F.col("node"), b.shift).bitwiseAND(F.lit(b.mask)).alias("value"),
+            F.lit(i * SPLIT).alias("table"),
+            F.col("node").bitwiseAND(F.lit(_signed(mask))).alias("key"),
         )
-        for b in band_layout(max_distance)
+        for i, mask in enumerate(masks)
     ]
-    return nodes.select("node", F.explode(F.array(*keys)).alias("k")).select(
-        F.col("k.band").cast("int").alias("band"),
-        F.col("k.value").alias("value"),
+    return nodes.select("node", "side", F.explode(F.array(*keys)).alias("k")).select(
+        F.col("k.table").cast("int").alias("table"),
+        F.col("k.key").alias("key"),
         "node",
-        F.lit(side).cast("int").alias("side"),
+        F.col("side").cast("int").alias("side"),
     )
 
 
-def near_pairs(left: DataFrame, right: DataFrame | None, cfg: DedupConfig) -> tuple[DataFrame, int]:
-    """Pairs (a, b) of distinct nodes within cfg.max_distance bits, found through shared bands.
+def _split_heavy(
+    keys: DataFrame, plan: IndexPlan, max_bucket_size: int
+) -> tuple[DataFrame, dict[int, tuple[int, ...]], dict]:
+    """Buckets over max_bucket_size split in the shuffle: each of their rows is copied once a
+    table of a further layout over the bucket's free bits (nested pigeonhole, Manku et al.
+    2007), keyed on the bucket's bits plus that table's, so one bucket becomes many that spread
+    over tasks. Only the heavy buckets' keys (at most rows / max_bucket_size) reach the driver."""
+    heavy = (
+        keys.groupBy("table", "key")
+        .agg(F.count(F.lit(1)).alias("rows"))
+        .filter(F.col("rows") > max_bucket_size)
+        .collect()
+    )
+    figures = {"oversized_buckets": len(heavy)}
+    if not heavy:
+        return keys, {}, figures
+    figures["largest_oversized_bucket"] = max(r["rows"] for r in heavy)
+    layouts: dict[int, tuple[int, ...]] = {}
+    for table in sorted({r["table"] for r in heavy}):
+        i = table // SPLIT
+        free = FULL & ~plan.shuffle.masks[i]
+        largest = max(r["rows"] for r in heavy if r["table"] == table)
+        # The layout the in-memory search would pick for the largest such bucket, at least
+        # k + 1 tables so that the bucket does split.
+        _, blocks = group_cost(largest, free.bit_count(), plan.k)
+        blocks = blocks or min(plan.k + 1, free.bit_count())
+        layouts[i] = Layout(free, blocks, plan.k).masks if free else ()
+    layouts = {i: m for i, m in layouts.items() if m}
+    if not layouts:
+        return keys, {}, figures
+    log.warning(
+        "dedup: %d shuffle buckets over %d hashes (largest %d) split in the shuffle by %s "
+        "further tables",
+        len(heavy),
+        max_bucket_size,
+        figures["largest_oversized_bucket"],
+        {i: len(m) for i, m in layouts.items()},
+    )
+    spark = keys.sparkSession
+    marks = spark.createDataFrame(
+        [(r["table"], r["key"], True) for r in heavy if r["table"] // SPLIT in layouts],
+        "table int, key long, heavy boolean",
+    )
+    tagged = keys.join(F.broadcast(marks), ["table", "key"], "left")
+    light = tagged.filter(F.col("heavy").isNull()).select("table", "key", "node", "side")
+    parts = [light]
+    for i, masks in layouts.items():
+        subs = [
+            F.struct(
+                F.lit(i * SPLIT + j + 1).alias("table"),
+                F.col("node").bitwiseAND(F.lit(_signed(plan.shuffle.masks[i] | mask))).alias("key"),
+            )
+            for j, mask in enumerate(masks)
+        ]
+        parts.append(
+            tagged.filter(F.col("heavy").isNotNull() & (F.col("table") == i * SPLIT))
+            .select("node", "side", F.explode(F.array(*subs)).alias("k"))
+            .select(
+                F.col("k.table").cast("int").alias("table"),
+                F.col("k.key").alias("key"),
+                "node",
+                "side",
+            )
+        )
+    figures["split_tables"] = sum(len(m) for m in layouts.values())
+    figures["split_rows"] = sum(r["rows"] for r in heavy if r["table"] // SPLIT in layouts) * max(
+        len(m) for m in layouts.values()
+    )
+    return functools.reduce(DataFrame.unionByName, parts), layouts, figures
+
+
+def near_pairs(
+    left: DataFrame, right: DataFrame | None, cfg: DedupConfig
+) -> tuple[DataFrame, dict]:
+    """Pairs (a, b) of distinct nodes within cfg.max_distance bits, each once, and the figures of
+    the search (for stats.json).
 
     With `right` None, pairs within `left` (a < b); else pairs across (a from left, b from right).
-    Spark shuffles the band keys so each bucket (band, value) lands whole in one partition; the
-    partition function compares only within buckets, vectorised, and emits verified pairs only.
-    Buckets holding more than cfg.max_bucket_size nodes are skipped; their count is returned.
+    `plan_index` sizes the shuffle layout from the number of nodes (bands.py); Spark shuffles
+    one row per node and table so that each bucket lands whole in one task, buckets over
+    cfg.max_bucket_size are split further in the shuffle, and the task searches its buckets in
+    memory (verify.py), emitting verified pairs only. Nothing is skipped: every figure of what
+    was split or compared in blocks is returned.
     """
-    keys = band_keys(left, cfg.max_distance, 0)
+    k = cfg.max_distance
+    nodes = left.select(F.col("node").cast("long").alias("node"), F.lit(0).alias("side"))
     if right is not None:
-        keys = keys.unionByName(band_keys(right, cfg.max_distance, 1))
+        nodes = nodes.unionByName(
+            right.select(F.col("node").cast("long").alias("node"), F.lit(1).alias("side"))
+        )
+    nodes = nodes.localCheckpoint()
+    n = nodes.count()
     spark = left.sparkSession
     partitions = max(int(spark.conf.get("spark.sql.shuffle.partitions")), 1)
-    bucketed = keys.repartition(partitions, "band", "value")
+    plan = plan_index(n, k, cfg.max_bucket_size, min_partitions=partitions)
+    log.info("dedup: index plan: %s", plan.describe())
+    keys = band_keys(nodes, plan.shuffle.masks)
+    keys, layouts, figures = _split_heavy(keys, plan, cfg.max_bucket_size)
+    bucketed = keys.repartition(plan.partitions, "table", "key")
     fn = functools.partial(
-        verify_batches,
-        max_distance=cfg.max_distance,
+        search_batches,
+        max_distance=k,
         cross=right is not None,
         max_bucket_size=cfg.max_bucket_size,
+        shuffle_masks=plan.shuffle.masks,
+        split_masks=layouts,
     )
     found = map_batches(bucketed, fn, PAIRS).localCheckpoint()
-    oversized = found.filter("oversized").count()
-    if oversized:
+    for row in (
+        found.filter(F.col("kind") > 0)
+        .groupBy("kind")
+        .agg(F.sum("a").alias("total"), F.max("a").alias("largest"))
+        .collect()
+    ):
+        code = row["kind"]
+        figures[STAT_NAMES[code]] = int(row["largest"] if code in MAX_STATS else row["total"])
+    figures.update(
+        hashes=n,
+        index_tables=plan.shuffle.tables,
+        index_key_bits=min(plan.shuffle.key_bits),
+        planned_shuffle_rows=plan.shuffle_rows,
+        expected_candidate_pairs=int(plan.expected_candidates),
+    )
+    if figures.get("giant_groups_blocked"):
         log.warning(
-            "dedup: %d oversized band buckets skipped (> %d hashes)", oversized, cfg.max_bucket_size
+            "dedup: %d groups over %d hashes could not be split (largest %d): compared all-pairs "
+            "in blocks",
+            figures["giant_groups_blocked"],
+            cfg.max_bucket_size,
+            figures.get("largest_giant_group", 0),
         )
-    pairs = found.filter(~F.col("oversized")).select("a", "b").distinct()
-    return pairs, oversized
+    pairs = found.filter(F.col("kind") == 0).select("a", "b")
+    return pairs, figures
 
 
 def connected_components(edges: DataFrame, max_iterations: int) -> tuple[DataFrame, int]:
     """(node, component) for every node of `edges`, component = the smallest node reachable.
 
-    Min-label propagation: each round a node takes the smallest label among itself and its
-    neighbours; rounds stop when no label changes. Everything stays distributed: each round
-    is a join and an aggregation, and only the count of changed labels reaches the driver.
+    Parent pointers with hooking and shortcutting (Shiloach-Vishkin; the FastSV variant of
+    Zhang, Azad & Hu 2020): every node points to a smaller-or-equal node of its component. Each
+    round, for every edge (u, v) with grandparent gp(v): u's parent and u itself hook onto
+    gp(v) when it is smaller (stochastic and aggressive hooking), and every node jumps to its
+    grandparent (shortcutting, pointer jumping: the depth of a tree halves each round). A chain
+    of n nodes collapses in O(log n) rounds, not the n of plain min-label propagation. At the
+    fixed point every tree is a star and neighbours share a parent, so all nodes of a component
+    point at its smallest node. Each round is a few joins and aggregations; only the count of
+    changed parents reaches the driver.
     """
-    both = edges.select("a", "b").union(edges.select(F.col("b").alias("a"), F.col("a").alias("b")))
-    both = both.localCheckpoint()
-    labels = (
-        both.groupBy("a")
-        .agg(F.least(F.col("a"), F.min("b")).alias("label"))
-        .withColumnRenamed("a", "node")
+    both = (
+        edges.select("a", "b")
+        .union(edges.select(F.col("b").alias("a"), F.col("a").alias("b")))
+        .withColumnRenamed("a", "u")
+        .withColumnRenamed("b", "v")
+        .localCheckpoint()
     )
-    labels = labels.localCheckpoint()
+    parent = (
+        both.groupBy("u")
+        .agg(F.least(F.col("u"), F.min("v")).alias("p"))
+        .withColumnRenamed("u", "node")
+        .localCheckpoint()
+    )
     for iteration in range(1, max_iterations + 1):
-        proposed = (
-            both.join(labels.withColumnRenamed("node", "b"), "b")
-            .groupBy("a")
-            .agg(F.min("label").alias("proposed"))
-            .withColumnRenamed("a", "node")
+        # A renamed copy, not an alias: both sides of a self-join must be distinct columns.
+        up = parent.select(F.col("node").alias("pnode"), F.col("p").alias("gp"))
+        grand = fresh_checkpoint(parent.join(up, parent.p == up.pnode).select("node", "p", "gp"))
+        # Per edge (u, v): (p(u), gp(v)) hooks u's tree, (u, gp(v)) hooks u itself.
+        per_edge = both.join(grand.select(F.col("node").alias("v"), "gp"), "v").join(
+            parent.select(F.col("node").alias("u"), F.col("p").alias("pu")), "u"
         )
-        updated = (
-            labels.withColumnRenamed("label", "old")
-            .join(proposed, "node", "left")
-            .select("node", "old", F.least("old", F.coalesce("proposed", "old")).alias("label"))
-            .localCheckpoint()
+        proposals = (
+            per_edge.select(F.col("pu").alias("node"), F.col("gp").alias("q"))
+            .union(per_edge.select(F.col("u").alias("node"), F.col("gp").alias("q")))
+            .union(grand.select("node", F.col("gp").alias("q")))
+            .groupBy("node")
+            .agg(F.min("q").alias("q"))
         )
-        changed = updated.filter(F.col("label") != F.col("old")).count()
-        labels = updated.select("node", "label")
-        log.info("dedup: components round %d, %d labels changed", iteration, changed)
+        updated = fresh_checkpoint(
+            parent.join(proposals, "node", "left").select(
+                "node", "p", F.least("p", F.coalesce("q", "p")).alias("new")
+            )
+        )
+        changed = updated.filter(F.col("new") != F.col("p")).count()
+        parent = updated.select("node", F.col("new").alias("p"))
+        log.info("dedup: components round %d, %d parents changed", iteration, changed)
         if changed == 0:
-            return labels.withColumnRenamed("label", "component"), iteration
+            return parent.withColumnRenamed("p", "component"), iteration
     raise RuntimeError(f"dedup: connected components did not converge in {max_iterations} rounds")
 
 
+def exclusion_hashes(spark: SparkSession, path: str, draft_size: int = 64) -> DataFrame:
+    """The `dedup.exclude` hashes as a one-column DataFrame `node` of distinct signed longs.
+
+    A parquet of hashes (file or folder, `phash` as long or 16-digit hex) is read by Spark,
+    never through the driver; a folder of images is hashed on the driver as before (eval sets
+    of images are small) and handed to Spark through Arrow.
+    """
+    root = Path(path)
+    is_parquet = (root.is_file() and root.suffix == ".parquet") or (
+        root.is_dir() and any(root.glob("*.parquet"))
+    )
+    if not is_parquet:
+        return _hash_frame(spark, load_exclusion_hashes(path, draft_size))
+    frame = spark.read.parquet(str(root))
+    if "phash" not in frame.columns:
+        raise InputError(
+            f"dedup.exclude: {path} has no phash column (columns: {', '.join(frame.columns)})"
+        )
+    column = F.col("phash")
+    if isinstance(frame.schema["phash"].dataType, StringType):
+        # conv to a negative base reads the 64 bits as a signed number (two's complement).
+        column = F.conv(column, 16, -10).cast("long")
+    return frame.select(column.alias("node")).filter(F.col("node").isNotNull()).distinct()
+
+
+def _hash_frame(spark: SparkSession, hashes) -> DataFrame:
+    """Distinct hashes from the driver to Spark as one Arrow table, not a list of Row tuples."""
+    values = np.unique(np.asarray(list(hashes), dtype=np.int64))
+    return spark.createDataFrame(pa.table({"node": values}))
+
+
 def dedup_decisions(
-    spark: SparkSession, annotations: DataFrame, eval_hashes: list[int], cfg: DedupConfig
+    spark: SparkSession,
+    annotations: DataFrame,
+    eval_hashes: Sequence[int] | DataFrame,
+    cfg: DedupConfig,
 ) -> tuple[DataFrame, dict]:
-    """Every annotated sample once, with `reason` null if kept; plus figures for stats.json."""
+    """Every annotated sample once, with `reason` null if kept; plus figures for stats.json.
+
+    `eval_hashes`: the decontamination set, a list of signed hashes or (at scale) a DataFrame
+    with a `node` column, as `exclusion_hashes` reads it."""
     samples = annotations.select(
         "uid",
         "phash",
@@ -121,21 +297,30 @@ def dedup_decisions(
 
     # Decontamination first: a sample near an evaluation image goes, whatever its cluster.
     overlap = None
-    if eval_hashes:
-        evals = spark.createDataFrame([(h,) for h in sorted(set(eval_hashes))], "node long")
+    evals = (
+        eval_hashes.select(F.col("node").cast("long").alias("node")).distinct()
+        if isinstance(eval_hashes, DataFrame)
+        else (_hash_frame(spark, eval_hashes) if len(eval_hashes) else None)
+    )
+    eval_count = 0
+    if evals is not None:
+        evals = evals.localCheckpoint()
+        eval_count = evals.count()
+    if eval_count:
         nodes = samples.select(F.col("phash").alias("node")).distinct()
-        cross, _ = near_pairs(nodes, evals, cfg)
+        cross, cross_figures = near_pairs(nodes, evals, cfg)
         exact = nodes.join(evals, "node").select(F.col("node").alias("a"), F.col("node").alias("b"))
         overlap = (
             cross.union(exact)
             .groupBy(F.col("a").alias("phash"))
             .agg(F.min("b").alias("eval_phash"))
         )
-        figures["eval_hashes"] = len(set(eval_hashes))
+        figures["eval_hashes"] = eval_count
+        figures["eval_index"] = cross_figures
     marked = samples
     if overlap is not None:
         marked = samples.join(
-            F.broadcast(overlap) if len(eval_hashes) < 100_000 else overlap, "phash", "left"
+            F.broadcast(overlap) if eval_count < 100_000 else overlap, "phash", "left"
         )
     else:
         marked = samples.withColumn("eval_phash", F.lit(None).cast("long"))
@@ -146,10 +331,11 @@ def dedup_decisions(
     # hash identically) collapse into one node, so a picture repeated a million times is one
     # node, not a million-squared join.
     nodes = clean.select(F.col("phash").alias("node")).distinct()
-    edges, oversized = near_pairs(nodes, None, cfg)
+    edges, search_figures = near_pairs(nodes, None, cfg)
     edges = edges.localCheckpoint()
     components, rounds = connected_components(edges, cfg.max_iterations)
-    figures.update(near_pairs=edges.count(), oversized_buckets=oversized, component_rounds=rounds)
+    figures.update(search_figures)
+    figures.update(near_pairs=edges.count(), component_rounds=rounds)
 
     clustered = clean.join(components, clean.phash == components.node, "left").select(
         *clean.columns, F.coalesce("component", "phash").alias("cluster")
@@ -185,3 +371,14 @@ def dedup_decisions(
         F.format_string("eval pHash %016x", F.col("eval_phash")).alias("detail"),
     )
     return decided.unionByName(dropped_eval), figures
+
+
+def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
+    """The stage's plan: `inputs["annotations"]` (and `inputs["exclude"]`, the evaluation hashes
+    as a `node` column, when dedup.exclude is set) -> every sample once, `reason` null if kept."""
+    annotations = inputs["annotations"]
+    exclude = inputs.get("exclude")
+    frame, figures = dedup_decisions(
+        annotations.sparkSession, annotations, exclude if exclude is not None else [], config.dedup
+    )
+    return Decisions(frame, figures)

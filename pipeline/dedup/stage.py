@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.dedup.exclude import load_exclusion_hashes
-from pipeline.dedup.plan import dedup_decisions
+from pipeline.dedup.plan import decide, exclusion_hashes
 from pipeline.errors import InputError
 from pipeline.runner import StageContext, StageResult
 from schemas.tables import DEDUP
@@ -24,11 +23,14 @@ def preflight(config: Config, input_path: str | None = None) -> None:
 
 def run(ctx: StageContext) -> StageResult:
     """Exact and near-duplicate clusters over pHash, one kept per cluster; eval overlap out."""
-    cfg = ctx.config.dedup
-    eval_hashes = (
-        load_exclusion_hashes(cfg.exclude, ctx.config.annotate.draft_size) if cfg.exclude else []
-    )
+    config = ctx.config
     annotations = ctx.read("annotate")
-    decisions, figures = dedup_decisions(ctx.spark, annotations, eval_hashes, cfg)
+    inputs = {"annotations": annotations}
+    if config.dedup.exclude:
+        # Read by Spark (a parquet of hashes never passes through the driver).
+        inputs["exclude"] = exclusion_hashes(
+            ctx.spark, config.dedup.exclude, config.annotate.draft_size
+        )
+    decisions = decide(inputs, config)
     # Rows in counted apart from the decisions: a sample the plan lost breaks the identity.
-    return ctx.write_decisions(decisions, DEDUP.names, figures, rows_in=annotations.count())
+    return ctx.write_decisions(decisions, DEDUP.names, rows_in=annotations.count())

@@ -1,88 +1,314 @@
-"""Verify candidate pairs inside band buckets with vectorised XOR + popcount: the rows of one
-bucket share a band value, and only pairs within the radius come out (never all candidates)."""
+"""Exact search inside shuffle buckets, in memory, with vectorised XOR + popcount.
+
+The rows of one bucket agree on the bits of its shuffle table; every difference of a pair lies in
+the other ("free") bits. Small groups are compared all-pairs in one sweep over the sorted rows
+(offset d = 1, 2, ... against the row d places later, within the group); a large group is split
+again by a layout over its free bits (see bands.py: Manku et al. 2007, nested pigeonhole), each
+of its tables a sort, down to groups small enough to compare. A group the cost model does not
+split (or cannot: too few free bits) is compared in bounded blocks, never skipped.
+
+A verified pair is emitted at the first table where it agrees: it is dropped when its XOR is zero
+under any mask of the tables before (the `forbidden` masks of every level). So each pair comes
+out once, wherever its rows land, whatever the partitioning.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-PAIRS = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("oversized", pa.bool_())])
-_BLOCK = 1024
+from pipeline.dedup.bands import FULL, SMALL_GROUP, Layout, group_cost
+
+# Output rows: verified pairs (kind 0), and counters (kind > 0, value in `a`) summed or maxed
+# over partitions by the plan.
+PAIRS = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("kind", pa.int32())])
+STAT_CANDIDATES = 1  # candidate pairs compared (sum)
+STAT_BUCKETS = 2  # shuffle buckets with two or more rows (sum)
+STAT_LARGEST_BUCKET = 3  # rows of the largest shuffle bucket (max)
+STAT_SPLITS = 4  # groups split again in memory (sum)
+STAT_BLOCKED = 5  # groups over max_bucket_size compared in blocks, unsplittable (sum)
+STAT_LARGEST_BLOCKED = 6  # rows of the largest of those (max)
+STAT_NAMES = {
+    STAT_CANDIDATES: "candidate_pairs",
+    STAT_BUCKETS: "buckets",
+    STAT_LARGEST_BUCKET: "largest_bucket",
+    STAT_SPLITS: "groups_split_in_memory",
+    STAT_BLOCKED: "giant_groups_blocked",
+    STAT_LARGEST_BLOCKED: "largest_giant_group",
+}
+MAX_STATS = frozenset({STAT_LARGEST_BUCKET, STAT_LARGEST_BLOCKED})
+# Shuffle table ids: table i of the shuffle layout is i * SPLIT; its heavy buckets, split in the
+# shuffle by table j of a further layout, are i * SPLIT + j + 1.
+SPLIT = 4096
+# Blocked all-pairs: at most this many distances (8 bytes each) in memory at once.
+_ROW_BLOCK, _COL_BLOCK = 512, 8192
 
 
-def _bucket_pairs(nodes: np.ndarray, sides: np.ndarray, max_distance: int, cross: bool):
-    """(a, b) index pairs within one bucket: a < b within one set, or left x right across."""
-    if cross:
-        left, right = np.nonzero(sides == 0)[0], np.nonzero(sides == 1)[0]
-    else:
-        left = right = np.arange(len(nodes))
-    if len(left) == 0 or len(right) == 0:
-        return [], []
-    values = nodes.view(np.uint64)
-    out_a, out_b = [], []
-    for start in range(0, len(left), _BLOCK):
-        rows = left[start : start + _BLOCK]
-        close = np.bitwise_count(values[rows][:, None] ^ values[right][None, :]) <= max_distance
-        i, j = np.nonzero(close)
-        a, b = rows[i], right[j]
-        if not cross:
-            keep = a < b
-            a, b = a[keep], b[keep]
-        out_a.append(nodes[a])
-        out_b.append(nodes[b])
-    return out_a, out_b
+@dataclass
+class Found:
+    """Pairs and counters accumulated over one partition."""
+
+    k: int
+    cross: bool
+    max_bucket_size: int
+    a: list[np.ndarray] = field(default_factory=list)
+    b: list[np.ndarray] = field(default_factory=list)
+    stats: dict[int, int] = field(default_factory=dict)
+
+    def count(self, stat: int, value: int) -> None:
+        if stat in MAX_STATS:
+            self.stats[stat] = max(self.stats.get(stat, 0), int(value))
+        else:
+            self.stats[stat] = self.stats.get(stat, 0) + int(value)
+
+    def emit(
+        self, x: np.ndarray, y: np.ndarray, sx: np.ndarray, sy: np.ndarray, forbidden: tuple
+    ) -> None:
+        """Keep the candidate pairs (x, y) within the radius, across sides when cross, and not
+        agreeing on any forbidden mask (found at an earlier table)."""
+        self.count(STAT_CANDIDATES, len(x))
+        xor = x ^ y
+        keep = np.bitwise_count(xor) <= self.k
+        keep &= (sx != sy) if self.cross else (xor != 0)
+        if not keep.any():
+            return
+        x, y, sx, xor = x[keep], y[keep], sx[keep], xor[keep]
+        if forbidden:
+            first = np.ones(len(xor), bool)
+            for mask in forbidden:
+                first &= (xor & np.uint64(mask)) != 0
+            x, y, sx = x[first], y[first], sx[first]
+        x, y = x.view(np.int64), y.view(np.int64)
+        if self.cross:  # a from the left (side 0), b from the right
+            left = sx == 0
+            x, y = np.where(left, x, y), np.where(left, y, x)
+        else:
+            x, y = np.minimum(x, y), np.maximum(x, y)
+        self.a.append(x)
+        self.b.append(y)
 
 
-def verify_partition(
-    band: np.ndarray,
-    value: np.ndarray,
+def _sweep(nodes: np.ndarray, sides: np.ndarray, ends: np.ndarray, found: Found, forbidden):
+    """All pairs within groups of consecutive rows; ends[r] = end of row r's group."""
+    rows = np.arange(len(nodes))
+    left = ends - rows  # rows from r to the end of its group, r included
+    keep = left > 1
+    rows, left = rows[keep], left[keep]
+    d = 1
+    while len(rows):
+        q = rows + d
+        found.emit(nodes[rows], nodes[q], sides[rows], sides[q], forbidden)
+        d += 1
+        keep = left > d
+        rows, left = rows[keep], left[keep]
+
+
+def _blocked(nodes: np.ndarray, sides: np.ndarray, found: Found, forbidden) -> None:
+    """All pairs of one group in bounded blocks of distances."""
+    n = len(nodes)
+    for r in range(0, n, _ROW_BLOCK):
+        x, sx = nodes[r : r + _ROW_BLOCK], sides[r : r + _ROW_BLOCK]
+        for c in range(r, n, _COL_BLOCK):
+            y, sy = nodes[c : c + _COL_BLOCK], sides[c : c + _COL_BLOCK]
+            close = np.bitwise_count(x[:, None] ^ y[None, :]) <= found.k
+            i, j = np.nonzero(close)
+            keep = (r + i) < (c + j)
+            i, j = i[keep], j[keep]
+            # Only the pairs within the radius reach emit; count all compared.
+            found.count(STAT_CANDIDATES, len(x) * len(y) - len(i))
+            found.emit(x[i], y[j], sx[i], sy[j], forbidden)
+
+
+def _runs(mask: int) -> list[tuple[int, int, int]]:
+    """(shift, width, offset) of each run of consecutive set bits of mask, lowest first."""
+    runs, offset, i = [], 0, 0
+    while i < 64:
+        if mask >> i & 1:
+            start = i
+            while i < 64 and mask >> i & 1:
+                i += 1
+            runs.append((start, i - start, offset))
+            offset += i - start
+        else:
+            i += 1
+    return runs
+
+
+def compact(values: np.ndarray, mask: int) -> np.ndarray:
+    """The bits of `mask` of each value, packed into the low bits (order kept): equal keys iff
+    equal under the mask, and short enough to share a 64-bit sort key with a group id."""
+    out = np.zeros(len(values), np.uint64)
+    for shift, width, offset in _runs(mask):
+        part = (values >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        out |= part << np.uint64(offset) if offset else part
+    return out
+
+
+def search_groups(
+    nodes: np.ndarray,
+    sides: np.ndarray,
+    starts: np.ndarray,
+    free: int,
+    forbidden: tuple[int, ...],
+    found: Found,
+    depth: int = 0,
+) -> None:
+    """Every pair within the radius inside groups of rows (rows sorted by group; group g is
+    rows starts[g]:starts[g + 1]) whose members agree outside the bits of `free`."""
+    sizes = np.diff(starts)
+    live = sizes > 1
+    if found.cross and live.any():
+        lo = np.minimum.reduceat(sides, starts[:-1])
+        hi = np.maximum.reduceat(sides, starts[:-1])
+        live &= lo != hi  # a group with one side only has no cross pair
+    if not live.any():
+        return
+    ends = np.repeat(starts[1:], sizes)
+    small = live & (sizes <= SMALL_GROUP)
+    if small.any():
+        in_small = np.repeat(small, sizes)
+        _sweep(nodes, sides, np.where(in_small, ends, 0), found, forbidden)
+    large = np.flatnonzero(live & (sizes > SMALL_GROUP))
+    if not len(large):
+        return
+    large_sizes = sizes[large]
+    # The size a row of a large group sees on average: what the layout is chosen for.
+    typical = round(float((large_sizes.astype(float) ** 2).sum() / large_sizes.sum()))
+    _, blocks = group_cost(typical, free.bit_count(), found.k, depth)
+    if blocks == 0:
+        for g in large:
+            s, e = starts[g], starts[g + 1]
+            if e - s > found.max_bucket_size:
+                found.count(STAT_BLOCKED, 1)
+                found.count(STAT_LARGEST_BLOCKED, e - s)
+            _blocked(nodes[s:e], sides[s:e], found, forbidden)
+        return
+    found.count(STAT_SPLITS, len(large))
+    rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in large])
+    gid = np.repeat(np.arange(len(large), dtype=np.int64), large_sizes)
+    sub_nodes, sub_sides = nodes[rows], sides[rows]
+    layout = Layout(free, blocks, found.k)
+    gid_bits = int(len(large) - 1).bit_length()
+    for j, mask in enumerate(layout.masks):
+        key = compact(sub_nodes, mask)
+        if gid_bits + mask.bit_count() <= 63:  # one key: argsort is twice as fast as lexsort
+            order = np.argsort(key | (gid.astype(np.uint64) << np.uint64(mask.bit_count())))
+        else:
+            order = np.lexsort((key, gid))
+        key_o, gid_o = key[order], gid[order]
+        change = np.flatnonzero((key_o[1:] != key_o[:-1]) | (gid_o[1:] != gid_o[:-1])) + 1
+        sub_starts = np.concatenate(([0], change, [len(order)]))
+        search_groups(
+            sub_nodes[order],
+            sub_sides[order],
+            sub_starts,
+            free & ~mask,
+            forbidden + layout.masks[:j],
+            found,
+            depth + 1,
+        )
+
+
+def search_partition(
+    table: np.ndarray,
+    key: np.ndarray,
     node: np.ndarray,
     side: np.ndarray,
+    found: Found,
+    shuffle_masks: tuple[int, ...],
+    split_masks: dict[int, tuple[int, ...]],
+) -> None:
+    """All pairs of the shuffle buckets in these rows: rows (table, key, node, side), every
+    bucket (table, key) whole. `split_masks[i]` is the layout heavy buckets of table i were split
+    by in the shuffle."""
+    if len(node) == 0:
+        return
+    order = np.lexsort((node, key, table))
+    table, key = table[order], key[order]
+    nodes, sides = node[order].view(np.uint64), side[order].astype(np.int8)
+    change = np.flatnonzero((table[1:] != table[:-1]) | (key[1:] != key[:-1])) + 1
+    bucket_starts = np.concatenate(([0], change, [len(nodes)]))
+    sizes = np.diff(bucket_starts)
+    found.count(STAT_BUCKETS, int((sizes > 1).sum()))
+    found.count(STAT_LARGEST_BUCKET, int(sizes.max()))
+    table_change = np.flatnonzero(table[bucket_starts[1:-1]] != table[bucket_starts[:-2]]) + 1
+    table_bounds = np.concatenate(([0], table_change, [len(sizes)]))
+    for lo, hi in itertools.pairwise(table_bounds):
+        t = int(table[bucket_starts[lo]])
+        i, j = divmod(t, SPLIT)
+        free = FULL & ~shuffle_masks[i]
+        forbidden = shuffle_masks[:i]
+        if j:
+            layout = split_masks[i]
+            free &= ~layout[j - 1]
+            forbidden = forbidden + layout[: j - 1]
+        s, e = bucket_starts[lo], bucket_starts[hi]
+        search_groups(
+            nodes[s:e], sides[s:e], bucket_starts[lo : hi + 1] - s, free, forbidden, found
+        )
+
+
+def search_batches(
+    batches: Iterator[pa.RecordBatch],
     max_distance: int,
     cross: bool,
     max_bucket_size: int,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """All verified pairs of the buckets in these rows (any order), and the oversized count."""
-    order = np.lexsort((node, value, band))
-    band, value, node, side = band[order], value[order], node[order], side[order]
-    starts = np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (value[1:] != value[:-1])])
-    ends = np.r_[starts[1:], len(band)]
-    out_a, out_b, oversized = [], [], 0
-    for s, e in zip(starts, ends, strict=True):
-        if e - s < 2:
-            continue
-        if e - s > max_bucket_size:
-            oversized += 1
-            continue
-        a, b = _bucket_pairs(node[s:e], side[s:e], max_distance, cross)
-        out_a += a
-        out_b += b
-    if not out_a:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), oversized
-    return np.concatenate(out_a), np.concatenate(out_b), oversized
-
-
-def verify_batches(
-    batches: Iterator[pa.RecordBatch], max_distance: int, cross: bool, max_bucket_size: int
+    shuffle_masks: tuple[int, ...],
+    split_masks: dict[int, tuple[int, ...]],
 ) -> Iterator[pa.RecordBatch]:
-    """`mapInArrow` body over rows (band, value, node, side) partitioned by (band, value).
+    """`mapInArrow` body over rows (table, key, node, side) partitioned by (table, key).
 
-    A partition's rows are gathered first: a bucket may span Arrow batches. The partition is a
-    slice of the hash table (three integers a row), sized by the number of partitions.
+    A partition's rows are gathered first (a bucket may span Arrow batches); the plan sizes
+    partitions to a few million rows and splits buckets over max_bucket_size in the shuffle.
     """
-    table = pa.Table.from_batches(list(batches))
-    if table.num_rows == 0:
+    data = pa.Table.from_batches(list(batches))
+    if data.num_rows == 0:
         return
-    cols = [table.column(c).to_numpy() for c in ("band", "value", "node", "side")]
-    a, b, oversized = verify_partition(*cols, max_distance, cross, max_bucket_size)
-    if len(a):
+    cols = [data.column(c).to_numpy() for c in ("table", "key", "node", "side")]
+    found = Found(max_distance, cross, max_bucket_size)
+    search_partition(*cols, found, shuffle_masks, split_masks)
+    if found.a:
+        a, b = np.concatenate(found.a), np.concatenate(found.b)
+        for start in range(0, len(a), 1 << 20):
+            stop = start + (1 << 20)
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(a[start:stop]),
+                    pa.array(b[start:stop]),
+                    pa.array(np.zeros(len(a[start:stop]), np.int32)),
+                ],
+                schema=PAIRS,
+            )
+    if found.stats:
+        codes = sorted(found.stats)
         yield pa.RecordBatch.from_arrays(
-            [pa.array(a), pa.array(b), pa.array(np.zeros(len(a), bool))], schema=PAIRS
+            [
+                pa.array([found.stats[c] for c in codes], pa.int64()),
+                pa.array(np.zeros(len(codes), np.int64)),
+                pa.array(codes, pa.int32()),
+            ],
+            schema=PAIRS,
         )
-    if oversized:
-        marks = np.full(oversized, -1, np.int64)
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(marks), pa.array(marks), pa.array(np.ones(oversized, bool))], schema=PAIRS
-        )
+
+
+def brute_force_pairs(
+    left: np.ndarray, right: np.ndarray | None, max_distance: int
+) -> set[tuple[int, int]]:
+    """Reference: every pair compared (tests and the benchmark's exhaustive side). Signed
+    int64 in, (a, b) with a < b within one set, or (left, right) across."""
+    found = Found(max_distance, right is not None, max_bucket_size=math.inf)  # type: ignore[arg-type]
+    if right is None:
+        nodes = np.unique(left).view(np.uint64)
+        sides = np.zeros(len(nodes), np.int8)
+    else:
+        nodes = np.concatenate([np.unique(left), np.unique(right)]).view(np.uint64)
+        sides = np.repeat(np.array([0, 1], np.int8), [len(np.unique(left)), len(np.unique(right))])
+    _blocked(nodes, sides, found, ())
+    if not found.a:
+        return set()
+    return set(zip(np.concatenate(found.a).tolist(), np.concatenate(found.b).tolist(), strict=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
 
 import pyarrow as pa
 from py4j.protocol import Py4JJavaError
@@ -13,11 +14,14 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline.config import IngestConfig, NetworkConfig, ingest_columns
+from pipeline.config import Config, IngestConfig, NetworkConfig, ingest_columns
 from pipeline.errors import InputError
-from pipeline.ingest import decide, hygiene
+from pipeline.ingest import decide as row_rules
+from pipeline.ingest import hygiene
 from pipeline.ingest.input_check import check_columns
+from pipeline.ingest.langid import resolve_model_path
 from pipeline.spark.arrow import map_batches, to_arrow
+from pipeline.spark.decisions import Decisions
 from schemas.reasons import check
 from schemas.tables import INGEST_WORK, RESERVED_COLUMNS
 
@@ -27,9 +31,9 @@ _INTERNAL = (
     RESERVED_COLUMNS
     | set(INGEST_WORK.names)
     | {
-        decide.CAPTION_REPEATS,
-        decide.URL_CAPTIONS,
-        decide.RARE_TOKEN,
+        row_rules.CAPTION_REPEATS,
+        row_rules.URL_CAPTIONS,
+        row_rules.RARE_TOKEN,
     }
 )
 
@@ -84,8 +88,20 @@ def read_input(spark: SparkSession, path: str, cfg: IngestConfig) -> tuple[DataF
         ) from exc
     if empty:
         raise InputError(f"input {path}: no rows (expected a table of url and caption pairs)")
-    extra = to_arrow(df.select(*[c for c in df.columns if c not in _RAW_AND_SOURCE]).schema)
-    return df, extra
+    return df, carried_schema(df)
+
+
+def carried_schema(df: DataFrame) -> pa.Schema:
+    """The Arrow schema of the input columns carried to candidates/ as they are."""
+    return to_arrow(df.select(*[c for c in df.columns if c not in _RAW_AND_SOURCE]).schema)
+
+
+def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
+    """The stage's plan: `inputs["input"]` as `read_input` mapped it -> every row decided."""
+    df = inputs["input"]
+    model_path = resolve_model_path(config.ingest.langid_model)
+    frame = ingest_decisions(df, config.ingest, config.network, carried_schema(df), model_path)
+    return Decisions(frame)
 
 
 _RAW_AND_SOURCE = {
@@ -139,7 +155,7 @@ def _rare_tokens(df: DataFrame, cfg: IngestConfig) -> DataFrame | None:
     return (
         exploded.join(rare, "token")
         .groupBy("pair_key")
-        .agg(F.min("token").alias(decide.RARE_TOKEN))
+        .agg(F.min("token").alias(row_rules.RARE_TOKEN))
     )
 
 
@@ -188,19 +204,19 @@ def ingest_decisions(
     # ALIGN's dataset-wide counts, over the rows that survived hygiene and duplicate removal.
     alive = F.when(F.col("reason").isNull(), F.lit(1))
     hyg = hyg.withColumn(
-        decide.CAPTION_REPEATS, F.count(alive).over(Window.partitionBy("caption_key"))
-    ).withColumn(decide.URL_CAPTIONS, F.count(alive).over(Window.partitionBy("url")))
+        row_rules.CAPTION_REPEATS, F.count(alive).over(Window.partitionBy("caption_key"))
+    ).withColumn(row_rules.URL_CAPTIONS, F.count(alive).over(Window.partitionBy("url")))
     rare = None
     if with_tokens:
         hyg = hyg.persist()  # read twice: for the token counts and for the decisions
         rare = _rare_tokens(hyg, cfg)
     if rare is None:
-        hyg = hyg.withColumn(decide.RARE_TOKEN, F.lit(None).cast("string"))
+        hyg = hyg.withColumn(row_rules.RARE_TOKEN, F.lit(None).cast("string"))
     else:
         hyg = hyg.join(rare, "pair_key", "left")
     hyg = hyg.drop("tokens", "caption_key")
     return map_batches(
         hyg,
-        functools.partial(decide.decide_batches, cfg=cfg, model_path=model_path),
+        functools.partial(row_rules.decide_batches, cfg=cfg, model_path=model_path),
         hyg.schema,
     )

@@ -24,13 +24,10 @@ def preflight(config: Config, input_path: str | None) -> None:
 
 def run(ctx: StageContext) -> StageResult:
     """Read and map the input, decide every row, write candidates and the ledger."""
-    cfg = ctx.config.ingest
     input_path = str(ctx.input_path)
-    model_path = resolve_model_path(cfg.langid_model)
-    df, extra = plan.read_input(ctx.spark, input_path, cfg)
+    df, extra = plan.read_input(ctx.spark, input_path, ctx.config.ingest)
     # Validated: the resolved config goes into the run directory (the report reads it back).
     write_text_atomically(ctx.run.config_file, dump_yaml(ctx.config))
-    decisions = plan.ingest_decisions(df, cfg, ctx.config.network, extra, model_path)
-    return ctx.write_decisions(
-        decisions, [*CANDIDATE_CORE.names, *extra.names], {"input": input_path}
-    )
+    decisions = plan.decide({"input": df}, ctx.config)
+    columns = [*CANDIDATE_CORE.names, *extra.names]
+    return ctx.write_decisions(decisions, columns, figures={"input": input_path})

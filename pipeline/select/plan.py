@@ -5,7 +5,7 @@ the rules applied in order over Arrow batches."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from pipeline.config import Config
 from pipeline.select.rules import Rule, apply_rules, get_rule
 from pipeline.spark.arrow import map_batches
+from pipeline.spark.decisions import Decisions
 from schemas.tables import SELECTION
 
 
@@ -49,10 +50,10 @@ DECISIONS = pa.schema(
 )
 
 
-def select_decisions(
-    dedup: DataFrame, annotations: DataFrame, config: Config
-) -> tuple[DataFrame, dict[str, Any]]:
-    """Every pooled sample once (`reason` null = selected), and what each rule did."""
+def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
+    """The stage's plan: `inputs["dedup"]` (the survivors) and `inputs["annotations"]` -> every
+    pooled sample once (`reason` null = selected), and what each rule did."""
+    dedup, annotations = inputs["dedup"], inputs["annotations"]
     rules = [get_rule(name) for name in config.select.rules]
     needed = {"clip_score"} | {c for r in rules for c in r.columns}
     pool = pool_with_columns(dedup, annotations, needed).cache()
@@ -68,4 +69,4 @@ def select_decisions(
     if "clip_score" in figures["rules"]:
         figures["clip_rule"] = figures["rules"]["clip_score"]
     fn = functools.partial(_decide_batches, rules=applied)
-    return map_batches(pool, fn, DECISIONS), figures
+    return Decisions(map_batches(pool, fn, DECISIONS), figures)

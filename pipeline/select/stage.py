@@ -11,7 +11,7 @@ import logging
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.runner import StageContext, StageResult
-from pipeline.select.plan import select_decisions
+from pipeline.select.plan import decide
 from pipeline.select.rules import RULE_NAMES
 from schemas.tables import SELECTION
 
@@ -29,7 +29,7 @@ def preflight(config: Config, input_path: str | None = None) -> None:
 
 def run(ctx: StageContext) -> StageResult:
     """Apply `select.rules` to the samples dedup kept."""
-    decisions, figures = select_decisions(ctx.read("dedup"), ctx.read("annotate"), ctx.config)
-    result = ctx.write_decisions(decisions, SELECTION.names, figures)
-    log.info("select: rules %s", figures["rules"])
-    return result
+    inputs = {"dedup": ctx.read("dedup"), "annotations": ctx.read("annotate")}
+    decisions = decide(inputs, ctx.config)
+    log.info("select: rules %s", decisions.figures["rules"])
+    return ctx.write_decisions(decisions, SELECTION.names)

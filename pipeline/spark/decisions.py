@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -16,6 +17,16 @@ from pipeline.faults import kill_point
 from pipeline.files import replace_dir
 from pipeline.ledger import count_by_reason, read_ledger
 from pipeline.run_dir import RunDir
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What every stage plan returns (`plan.decide(inputs, config)`): each input row once, with
+    `reason` null when kept (else a declared reason code) and `detail`, plus the figures that go
+    into the stage's stats.json entry."""
+
+    frame: DataFrame
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

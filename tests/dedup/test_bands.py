@@ -1,43 +1,86 @@
-"""The band layout and its pigeonhole guarantee: any two hashes within d bits share a band."""
+"""Block layouts and the index planner: the pigeonhole guarantee of every layout (nested ones
+too), the table counts of Manku et al.'s scheme, and the planner's choices as n grows."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
-from pipeline.dedup.bands import band_layout
+from pipeline.dedup.bands import FULL, Layout, block_masks, layouts, plan_index
 
 
 @pytest.mark.parametrize(
-    ("d", "widths"),
+    ("free", "blocks", "widths"),
     [
-        (0, [64]),
-        (1, [32, 32]),
-        (3, [16, 16, 16, 16]),
-        (6, [10, 9, 9, 9, 9, 9, 9]),
-        (8, [8, 7, 7, 7, 7, 7, 7, 7, 7]),
+        (FULL, 1, [64]),
+        (FULL, 4, [16, 16, 16, 16]),
+        (FULL, 7, [10, 9, 9, 9, 9, 9, 9]),
+        (0xFF00, 3, [3, 3, 2]),
     ],
 )
-def test_layout_covers_all_bits(d, widths):
-    bands = band_layout(d)
-    assert [b.width for b in bands] == widths
-    assert [b.shift for b in bands] == [sum(widths[:i]) for i in range(len(widths))]
+def test_blocks_cover_the_free_bits(free, blocks, widths):
+    masks = block_masks(free, blocks)
+    assert [m.bit_count() for m in masks] == widths
+    assert sum(masks) == free  # disjoint and covering
 
 
-def test_layout_rejects_impossible_radius():
+def test_blocks_reject_more_blocks_than_bits():
     with pytest.raises(ValueError):
-        band_layout(64)
+        block_masks(0b111, 4)
 
 
-@pytest.mark.parametrize("d", [0, 2, 6, 10])
-def test_pigeonhole_every_pair_within_radius_shares_a_band(d):
-    rng = random.Random(d)
-    bands = band_layout(d)
-    for _ in range(2000):
+@pytest.mark.parametrize(
+    ("k", "blocks", "tables", "key_bits"),
+    [(0, 1, 1, 64), (3, 4, 4, 16), (4, 5, 5, 12), (6, 7, 7, 9), (6, 8, 28, 16), (6, 9, 84, 21)],
+)
+def test_layout_tables_and_key_bits(k, blocks, tables, key_bits):
+    layout = Layout(FULL, blocks, k)
+    assert layout.tables == len(layout.masks) == tables == math.comb(blocks, k)
+    assert min(layout.key_bits) == key_bits
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 6, 8])
+def test_every_pair_within_radius_agrees_on_a_table_at_every_level(k):
+    rng = random.Random(k)
+    first = layouts(FULL, k, 512)[-1]
+    for _ in range(300):
         a = rng.getrandbits(64)
-        flips = rng.sample(range(64), rng.randint(0, d))
         b = a
-        for bit in flips:
+        for bit in rng.sample(range(64), rng.randint(0, k)):
             b ^= 1 << bit
-        assert any(band.value(a) == band.value(b) for band in bands)
+        agree = [m for m in first.masks if (a ^ b) & m == 0]
+        assert agree
+        free = FULL & ~agree[0]
+        if free.bit_count() > k:  # a second, nested layout over the free bits
+            nested = Layout(free, k + 1, k)
+            assert any((a ^ b) & m == 0 for m in nested.masks)
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "tables", "key_bits", "partitions"),
+    [
+        (10_000, 6, 7, 9, 1),
+        (10_000_000, 6, 7, 9, 35),
+        (2_000_000_000, 6, 28, 16, 28_000),
+        (10_000_000, 4, 5, 12, 25),
+        (2_000_000_000, 4, 5, 12, 5_000),
+        (2_000_000_000, 3, 4, 16, 4_000),
+        (1_000, 0, 1, 64, 1),
+    ],
+)
+def test_plan_lengthens_keys_as_n_grows(n, k, tables, key_bits, partitions):
+    plan = plan_index(n, k, max_bucket_size=1_000_000)
+    assert plan.shuffle.tables == tables
+    assert min(plan.shuffle.key_bits) == key_bits
+    assert plan.partitions == partitions
+    assert plan.shuffle_rows == n * tables
+    assert plan.bucket_size <= 500_000
+    assert f"{n:,} hashes, radius {k}" in plan.describe()
+
+
+def test_plan_keeps_buckets_under_the_cap():
+    small_cap = plan_index(10_000_000, 6, max_bucket_size=2_000)
+    assert small_cap.shuffle.tables == 28
+    assert small_cap.bucket_size == 10_000_000 / 2**16

@@ -29,8 +29,8 @@ def setup_logging(verbose: bool = False) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if not verbose:
         handler.addFilter(_OursOrWarnings())
-        for name in _QUIET:
-            logging.getLogger(name).setLevel(logging.WARNING)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
     root = logging.getLogger()
     global _HANDLER
     if _HANDLER is not None:

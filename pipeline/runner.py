@@ -218,6 +218,25 @@ def preflight(config: Config, names: Sequence[str], input_path: str | None = Non
             _function(stage.preflight)(config, input_path if stage.needs is None else None)
 
 
+def _warn_stale_upstream(run: RunDir, stage: Stage, config: Config) -> None:
+    """Say so when an earlier stage would rerun under these settings: a single-stage command
+    uses the earlier outputs as they are (`curate run` reruns them)."""
+    for earlier in registry.STAGES:
+        if earlier.name == stage.name:
+            return
+        state = stage_state(run, earlier, config)
+        if state.status == "stale":
+            log.warning(
+                "%s: %s is stale under these settings (%s); its output is used as it is:"
+                " run `curate %s` (or `curate run`) to apply them",
+                stage.name,
+                earlier.name,
+                state.why,
+                earlier.name,
+            )
+            return
+
+
 def run_stage(
     name: str,
     run_dir: Path | str,
@@ -237,6 +256,7 @@ def run_stage(
     if stage.needs is None and input_path is None:
         raise InputError(f"{name}: needs --input")
     state = stage_state(run, stage, config, input_path)
+    _warn_stale_upstream(run, stage, config)
     if state.status == "complete" and not force:
         log.info("%s: complete in %s, nothing to do", name, run.root)
         return state.entry or {}

@@ -33,7 +33,7 @@ _ALL = [
     Reason(
         "ingest.private_host",
         "host is localhost or an IP literal in loopback/private/link-local/CGNAT/unique-local "
-        "ranges (allowed only with ingest.allow_private_networks)",
+        "ranges (allowed only inside network.allowed_networks)",
     ),
     Reason("ingest.caption_too_long", "caption longer than ingest.max_caption_chars"),
     Reason("ingest.invalid_uid", "the input uid column is not a 128-bit hex string"),

@@ -190,3 +190,50 @@ def test_run_checks_every_stage_before_the_first(tmp_path, capsys, overrides, me
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("curate run: error: ") and message in err[-1], err
     assert not run_dir.exists()
+
+
+def test_a_stage_says_when_an_earlier_stage_is_stale(run, caplog):
+    """`curate shard` after changing a select setting keeps the old keep-list (its input as it
+    is), and says which stage to rerun instead of staying silent."""
+    caplog.set_level(logging.INFO, logger="pipeline")
+    made_with = [*LOCAL_DOWNLOAD, *FINISHED]
+    args = ["shard", "--run-dir", str(run.root), *_sets([*made_with, "clip.threshold=0.5"])]
+    assert main(args) == 0
+    assert (
+        "shard: select is stale under these settings (clip.threshold 0.28 -> 0.5); its output is"
+        " used as it is: run `curate select` (or `curate run`) to apply them" in caplog.text
+    )
+
+
+def test_a_new_stage_is_one_registry_entry_and_its_own_package(run, monkeypatch):
+    """The whole change that adds a stage: one Stage(...) in the registry (and the next stage
+    naming it as what it needs), plus the stage's package (here tests/noop_stage)."""
+    import dataclasses
+
+    from pipeline import stages
+
+    noop = stages.Stage(
+        name="noop",
+        needs="select",
+        output="noop",
+        entry="tests.noop_stage.stage:run",
+        help="keep every selected sample",
+    )
+    shard = dataclasses.replace(get_stage("shard"), needs="noop")
+    monkeypatch.setattr(stages, "STAGES", (*stages.STAGES[:-1], noop, shard))
+    config = load_config(None, [*LOCAL_DOWNLOAD, *FINISHED])
+    before = _entries(run)
+    run_stage("noop", run.root, config)
+    entries = _entries(run)
+    assert (
+        entries["noop"]["rows_in"] == entries["noop"]["rows_kept"] == before["select"]["rows_kept"]
+    )
+    assert entries["noop"]["noop"] is True
+    assert "shard" not in entries  # a new stage before it: shard reruns
+    run_stage("shard", run.root, config)
+    assert _entries(run)["shard"]["rows_kept"] == before["shard"]["rows_kept"]
+    lines = status_lines(run.root, config)
+    assert [line.split()[:2] for line in lines[1:]] == [
+        [name, "complete"]
+        for name in ("ingest", "download", "annotate", "dedup", "select", "noop", "shard")
+    ]

@@ -1,0 +1,1 @@
+"""A stage that keeps every sample: what adding a stage takes (tests/test_runner.py)."""

@@ -256,13 +256,14 @@ def run_stage(
     if stage.needs is None and input_path is None:
         raise InputError(f"{name}: needs --input")
     state = stage_state(run, stage, config, input_path)
-    _warn_stale_upstream(run, stage, config)
     if state.status == "complete" and not force:
+        _warn_stale_upstream(run, stage, config)
         log.info("%s: complete in %s, nothing to do", name, run.root)
         return state.entry or {}
     _check_prerequisite(run, stage)
     if not checked:
         preflight(config, [name], input_path)
+    _warn_stale_upstream(run, stage, config)
     redo = [name, *(s.name for s in registry.later_stages(name))]
     if force:
         log.info("%s: --force; running %s", name, ", ".join(redo))

@@ -21,7 +21,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.demo.synthetic_web import write_input_parquet
 from pipeline.ledger import read_ledger
-from pipeline.runner import run_stage
+from pipeline.runner import COMPLETE_MARKER, run_stage
 from pipeline.spark.arrow import FAIL_ONCE_ENV, FAIL_ONCE_MARKER
 from pipeline.spark.local_cluster import StandaloneCluster, spark_env, start_standalone
 from pipeline.spark.packaging import build_pyfiles_zip, project_root
@@ -232,20 +232,26 @@ def _ledger(run: Path, stage: str | None = None) -> pa.Table:
 
 def _stats(run: Path) -> dict:
     """stats.json without timings and the input's path (the local run's is conftest's copy of
-    the same table): the funnel and each stage's counts."""
+    the same table), so without the fingerprints that hash it: the funnel, each stage's counts
+    and settings."""
     stats = json.loads((run / "stats.json").read_text())
+    skip = ("seconds", "completed_at", "input", "fingerprint")
     entries = {
-        name: {k: v for k, v in entry.items() if k not in ("seconds", "completed_at", "input")}
+        name: {k: v for k, v in entry.items() if k not in skip}
         for name, entry in stats["stages"].items()
     }
+    for entry in entries.values():
+        entry.get("settings", {}).pop("input", None)
     return {"funnel": stats["funnel"], "stages": entries}
 
 
 def _file_hashes(folder: Path) -> dict[str, str]:
+    """Every data file's digest; the runner's _COMPLETE marker holds the fingerprint, which
+    hashes the input's path (conftest's copy for the local run), so it is left out."""
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != COMPLETE_MARKER
     }
 
 

@@ -29,6 +29,7 @@ SPARK_HOME ?= $(shell $(PY) -c 'import os, pyspark; print(os.path.dirname(pyspar
 # The stages, read from the registry (pipeline/stages.py imports nothing outside the stdlib).
 STAGES := $(shell PYTHONPATH=. $(PYTHON) -c 'from pipeline.stages import STAGE_NAMES; print(*STAGE_NAMES)')
 FORCE ?=
+BENCH_ARGS ?=
 
 .PHONY: install test test-fast lint format $(STAGES) run status report train demo \
 	bench-ingest bench-download bench-phash bench-dedup bench-clip bench-shard bench-train clean \
@@ -91,7 +92,7 @@ bench-phash: install
 	$(PY) -m benchmarks.bench_phash
 
 bench-dedup: install
-	$(PY) -m benchmarks.bench_dedup
+	$(PY) -m benchmarks.bench_dedup $(BENCH_ARGS)
 
 bench-shard: install
 	$(PY) -m benchmarks.bench_shard

@@ -44,8 +44,9 @@ import pyarrow as pa
 from benchmarks.common import report_rate, report_ratio, timed
 from pipeline.config import load_config
 from pipeline.dedup.bands import plan_index
-from pipeline.dedup.plan import connected_components, near_pairs
+from pipeline.dedup.plan import near_pairs
 from pipeline.logs import setup_logging
+from pipeline.spark.components import connected_components
 from pipeline.spark.session import get_spark
 
 log = logging.getLogger("benchmarks.bench_dedup")

@@ -200,6 +200,49 @@ class AnnotateConfig:
 
 
 @dataclass(frozen=True)
+class SemanticDedupConfig:
+    """SemDeDup (Abbas et al. 2023) over the CLIP image embeddings annotate stores: spherical
+    k-means, then within each cluster every pair with cosine >= 1 - eps joins a duplicate group;
+    one sample per group is kept (dedup.keep). Runs after the pHash pass, on its survivors."""
+
+    # Run whenever the annotations carry image embeddings (clip.enabled); false never runs it.
+    enabled: bool = True
+    # Duplicates: cosine similarity >= 1 - eps. NeMo Curator's tutorials use 0.01; SemDeDup
+    # scores several (0.0025-0.3 on LAION-440M) and removes 50 % at its largest. What a given
+    # eps merges depends on the model: see docs/semantic_dedup.md for the demo model's table.
+    eps: float = 0.01
+    # k-means clusters; 0 = ceil(n / cluster_size). SemDeDup used 50,000 for LAION-440M (about
+    # 8,800 a cluster); each cluster's pairs are compared in one task, so its size bounds the work.
+    n_clusters: int = 0
+    cluster_size: int = 10_000
+    # Nearest centroids a sample joins: 2 also finds pairs that straddle a cluster border, at
+    # twice the comparisons (recall measured by make bench-semdedup).
+    assignments: int = 1
+    # Centroids are trained on a seeded sample of at most sample_per_cluster x k embeddings
+    # (faiss's max_points_per_centroid is 256) and at most max_sample in all, on the driver.
+    sample_per_cluster: int = 256
+    max_sample: int = 200_000
+    iterations: int = 100  # SemDeDup's reference: 100 iterations, seed 1234
+    seed: int = 1234
+    # Rows of one block of the pairwise similarities (NeMo Curator compares in batches of 1,024).
+    block_rows: int = 1024
+
+    def validate(self) -> None:
+        if not 0.0 <= self.eps < 1.0:
+            raise ConfigError(f"config dedup.semantic.eps: must be in [0, 1), got {self.eps}")
+        if self.n_clusters < 0 or self.cluster_size < 1 or self.assignments < 1:
+            raise ConfigError(
+                "config dedup.semantic: n_clusters must be >= 0, cluster_size and assignments >= 1"
+            )
+        if self.sample_per_cluster < 1 or self.max_sample < 1 or self.iterations < 1:
+            raise ConfigError(
+                "config dedup.semantic: sample_per_cluster, max_sample and iterations must be >= 1"
+            )
+        if self.block_rows < 1:
+            raise ConfigError("config dedup.semantic.block_rows: must be >= 1")
+
+
+@dataclass(frozen=True)
 class DedupConfig:
     """Exact and near-duplicate clusters over pHash, and decontamination against eval images."""
 
@@ -220,6 +263,7 @@ class DedupConfig:
     # further in the shuffle, never skipped; stats.json counts them (oversized_buckets).
     max_bucket_size: int = 1_000_000
     max_iterations: int = 50
+    semantic: SemanticDedupConfig = field(default_factory=SemanticDedupConfig)
 
     def validate(self) -> None:
         if not 0 <= self.max_distance <= 31:
@@ -230,6 +274,7 @@ class DedupConfig:
             raise ConfigError(f"config dedup.keep: expected auto or largest, got {self.keep!r}")
         if self.max_bucket_size < 2 or self.max_iterations < 1:
             raise ConfigError("config dedup: max_bucket_size must be >= 2 and max_iterations >= 1")
+        self.semantic.validate()
 
 
 @dataclass(frozen=True)
@@ -248,7 +293,8 @@ class ClipConfig:
     # Torch threads per Spark task on CPU. Spark already runs one task per core, and OpenMP
     # threads that outnumber cores spin against each other (measured 5x slower); 0 = torch's default.
     threads: int = 1
-    # Also store the normalised image and text embeddings (float16) for later filters.
+    # Also store the normalised caption embeddings (float16); the image embeddings are always
+    # stored when CLIP runs (semantic dedup reads them).
     save_embeddings: bool = False
     # LAION-5B English: cosine similarity >= 0.28 (0.26 for multilingual with mCLIP).
     threshold: float = 0.28
@@ -492,6 +538,7 @@ RENAMED = {
 
 
 def _build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
+    """One section (or a nested sub-section such as dedup.semantic) from its raw values."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
@@ -505,7 +552,15 @@ def _build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
         raise ConfigError(
             f"config: unknown key {name}.{unknown[0]} (known keys of {name}: {', '.join(sorted(known))})"
         )
-    kwargs = {k: _coerce(f"{name}.{k}", v, hints[k]) for k, v in values.items()}
+    kwargs = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config {name}.{key}: expected a mapping, got {value!r}")
+            kwargs[key] = _build_section(f"{name}.{key}", hint, value)
+        else:
+            kwargs[key] = _coerce(f"{name}.{key}", value, hint)
     return cls(**kwargs)
 
 
@@ -520,7 +575,15 @@ def _apply_override(raw: dict[str, dict[str, Any]], override: str) -> None:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {override!r}: value is not valid YAML ({exc})") from exc
-    raw.setdefault(section, {})[name] = value
+    # dedup.semantic.eps=0.02 sets key eps of the nested section dedup.semantic.
+    *path, leaf = name.split(".")
+    target = raw.setdefault(section, {})
+    for part in path:
+        nested = target.setdefault(part, {})
+        if not isinstance(nested, dict):
+            raise ConfigError(f"--set {override!r}: {section}.{part} is not a section")
+        target = nested
+    target[leaf] = value
 
 
 def load_config(path: Path | str | None = None, overrides: Iterable[str] = ()) -> Config:

@@ -4,25 +4,47 @@ give is stale, and so is everything after it."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import typing
 from typing import Any
 
 from pipeline.config import Config, to_dict
 from pipeline.stages import Stage
 
 
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    """Nested sections (dedup.semantic) become dotted keys: dedup.semantic.eps."""
+    if isinstance(value, dict) and _is_section(prefix):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}", inner, out)
+    else:
+        out[prefix] = value
+
+
+def _is_section(name: str) -> bool:
+    """Whether the dotted name is a section or nested section (not a mapping-valued setting such
+    as spark.conf)."""
+    target: Any = Config
+    for part in name.split("."):
+        hints = typing.get_type_hints(target) if dataclasses.is_dataclass(target) else {}
+        if part not in hints:
+            return False
+        target = hints[part]
+    return dataclasses.is_dataclass(target)
+
+
 def stage_settings(stage: Stage, config: Config, input_path: str | None = None) -> dict[str, Any]:
-    """The flat `section.key -> value` settings that `stage`'s output depends on."""
+    """The flat `section.key -> value` settings that `stage`'s output depends on (nested
+    sections flattened: `dedup.semantic.eps`)."""
     plain = to_dict(config)
     out: dict[str, Any] = {}
     for name in stage.settings:
-        section, _, key = name.partition(".")
-        values = plain[section]
-        if key:
-            out[name] = values[key]
-        else:
-            out.update({f"{section}.{k}": v for k, v in values.items()})
+        value: Any = plain
+        for part in name.split("."):
+            value = value[part]
+        _flatten(name, value, out)
     for name in stage.ignore:
         out.pop(name, None)
     if stage.needs is None and input_path is not None:

@@ -82,10 +82,10 @@ STAGES: tuple[Stage, ...] = (
         needs="annotate",
         output="dedup",
         entry="pipeline.dedup.stage:run",
-        help="exact and near-duplicate clusters and eval overlap into dedup/",
+        help="exact, near (pHash) and semantic (CLIP embedding) duplicates and eval overlap into dedup/",
         settings=("dedup",),
         # A run that converges gives the same components whatever the round limit.
-        ignore=("dedup.max_iterations",),
+        ignore=("dedup.max_iterations", "dedup.semantic.block_rows"),
         preflight="pipeline.dedup.stage:preflight",
     ),
     Stage(

@@ -90,7 +90,16 @@ _ALL = [
         "dedup.near_duplicate",
         "pHash within dedup.max_distance bits of another sample of the cluster",
     ),
-    Reason("dedup.eval_overlap", "pHash within dedup.max_distance bits of an evaluation image"),
+    Reason(
+        "dedup.eval_overlap",
+        "pHash within dedup.max_distance bits of an evaluation image, or CLIP image embedding "
+        "within cosine 1 - dedup.semantic.eps of one",
+    ),
+    Reason(
+        "dedup.semantic_duplicate",
+        "CLIP image embedding within cosine 1 - dedup.semantic.eps of another sample of its "
+        "group (SemDeDup); detail: the kept uid and the cosine to it",
+    ),
     # select
     Reason(
         "select.clip_score",

@@ -85,7 +85,8 @@ ANNOTATION = pa.schema(
 CLIP_COLUMNS = pa.schema(
     [
         pa.field("clip_score", pa.float32()),  # cosine similarity of image and caption embeddings
-        # Normalised embeddings as raw float16 bytes (clip.save_embeddings; Spark has no float16).
+        # Normalised embeddings as raw float16 bytes (Spark has no float16): the image's always
+        # (semantic dedup reads it), the caption's with clip.save_embeddings.
         pa.field("image_embedding", pa.binary()),
         pa.field("text_embedding", pa.binary()),
     ]

@@ -69,8 +69,8 @@ def _add_clip_scores(rows: list[dict], images: Pending, clip: ClipConfig) -> Non
     result = score_pairs([images[i][0] for i in todo], [images[i][1] for i in todo], clip)
     for n, i in enumerate(todo):
         rows[i]["clip_score"] = float(result.scores[n])
-        if result.image_embeddings is not None:
-            rows[i]["image_embedding"] = result.image_embeddings[n]
+        rows[i]["image_embedding"] = result.image_embeddings[n]
+        if result.text_embeddings is not None:
             rows[i]["text_embedding"] = result.text_embeddings[n]
 
 

@@ -1,6 +1,7 @@
 """CLIP score of image-caption pairs: cosine similarity of the normalised image and text
 embeddings (what LAION thresholds at 0.28 with ViT-B/32), in batches, model loaded once per
-Python process. Optionally the normalised embeddings themselves, as float16 bytes."""
+Python process, with the normalised image embeddings as float16 bytes (semantic dedup reads
+them) and, optionally, the text embeddings."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from pipeline.config import ClipConfig
 
 @dataclass(frozen=True)
 class Scores:
-    """Per pair: the CLIP score, and (with save_embeddings) the embeddings as float16 bytes."""
+    """Per pair: the CLIP score, the image embedding and (with save_embeddings) the text
+    embedding, as float16 bytes."""
 
     scores: np.ndarray
-    image_embeddings: list[bytes] | None
+    image_embeddings: list[bytes]
     text_embeddings: list[bytes] | None
 
 
@@ -73,11 +75,30 @@ def score_pairs(images: list[bytes], captions: list[str], cfg: ClipConfig) -> Sc
                 image_emb = net.encode_image(pixels.to(device), normalize=True).float()
                 text_emb = net.encode_text(tokens.to(device), normalize=True).float()
             scores.append((image_emb * text_emb).sum(dim=-1).cpu().numpy().astype(np.float32))
+            image_out += [row.tobytes() for row in image_emb.cpu().numpy().astype(np.float16)]
             if cfg.save_embeddings:
-                image_out += [row.tobytes() for row in image_emb.cpu().numpy().astype(np.float16)]
                 text_out += [row.tobytes() for row in text_emb.cpu().numpy().astype(np.float16)]
     return Scores(
         scores=np.concatenate(scores) if scores else np.zeros(0, np.float32),
-        image_embeddings=image_out if cfg.save_embeddings else None,
+        image_embeddings=image_out,
         text_embeddings=text_out if cfg.save_embeddings else None,
     )
+
+
+def embed_images(images: list[bytes], cfg: ClipConfig) -> list[bytes]:
+    """Normalised image embeddings (float16 bytes) of encoded images, as score_pairs makes them:
+    for reference sets (dedup.exclude) embedded by the same model as the pool."""
+    import torch
+
+    _set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    net, preprocess, _ = load_clip(cfg.model, cfg.pretrained, device)
+    size = _image_size(net)
+    out: list[bytes] = []
+    for start in range(0, len(images), cfg.batch_size):
+        chunk = images[start : start + cfg.batch_size]
+        pixels = torch.stack([_prepare(data, preprocess, size) for data in chunk])
+        with torch.no_grad():
+            emb = net.encode_image(pixels.to(device), normalize=True).float()
+        out += [row.tobytes() for row in emb.cpu().numpy().astype(np.float16)]
+    return out

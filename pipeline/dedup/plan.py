@@ -18,10 +18,12 @@ from pyspark.sql.types import StringType
 from pipeline.config import Config, DedupConfig
 from pipeline.dedup.bands import FULL, IndexPlan, Layout, group_cost, plan_index
 from pipeline.dedup.exclude import load_exclusion_hashes
+from pipeline.dedup.semantic.kernels import to_matrix
+from pipeline.dedup.semantic.plan import semantic_decisions
 from pipeline.dedup.verify import MAX_STATS, PAIRS, SPLIT, STAT_NAMES, search_batches
 from pipeline.errors import InputError
 from pipeline.spark.arrow import map_batches
-from pipeline.spark.checkpoint import fresh_checkpoint
+from pipeline.spark.components import connected_components
 from pipeline.spark.decisions import Decisions
 from schemas.reasons import check
 
@@ -189,60 +191,6 @@ def near_pairs(
     return pairs, figures
 
 
-def connected_components(edges: DataFrame, max_iterations: int) -> tuple[DataFrame, int]:
-    """(node, component) for every node of `edges`, component = the smallest node reachable.
-
-    Parent pointers with hooking and shortcutting (Shiloach-Vishkin; the FastSV variant of
-    Zhang, Azad & Hu 2020): every node points to a smaller-or-equal node of its component. Each
-    round, for every edge (u, v) with grandparent gp(v): u's parent and u itself hook onto
-    gp(v) when it is smaller (stochastic and aggressive hooking), and every node jumps to its
-    grandparent (shortcutting, pointer jumping: the depth of a tree halves each round). A chain
-    of n nodes collapses in O(log n) rounds, not the n of plain min-label propagation. At the
-    fixed point every tree is a star and neighbours share a parent, so all nodes of a component
-    point at its smallest node. Each round is a few joins and aggregations; only the count of
-    changed parents reaches the driver.
-    """
-    both = (
-        edges.select("a", "b")
-        .union(edges.select(F.col("b").alias("a"), F.col("a").alias("b")))
-        .withColumnRenamed("a", "u")
-        .withColumnRenamed("b", "v")
-        .localCheckpoint()
-    )
-    parent = (
-        both.groupBy("u")
-        .agg(F.least(F.col("u"), F.min("v")).alias("p"))
-        .withColumnRenamed("u", "node")
-        .localCheckpoint()
-    )
-    for iteration in range(1, max_iterations + 1):
-        # A renamed copy, not an alias: both sides of a self-join must be distinct columns.
-        up = parent.select(F.col("node").alias("pnode"), F.col("p").alias("gp"))
-        grand = fresh_checkpoint(parent.join(up, parent.p == up.pnode).select("node", "p", "gp"))
-        # Per edge (u, v): (p(u), gp(v)) hooks u's tree, (u, gp(v)) hooks u itself.
-        per_edge = both.join(grand.select(F.col("node").alias("v"), "gp"), "v").join(
-            parent.select(F.col("node").alias("u"), F.col("p").alias("pu")), "u"
-        )
-        proposals = (
-            per_edge.select(F.col("pu").alias("node"), F.col("gp").alias("q"))
-            .union(per_edge.select(F.col("u").alias("node"), F.col("gp").alias("q")))
-            .union(grand.select("node", F.col("gp").alias("q")))
-            .groupBy("node")
-            .agg(F.min("q").alias("q"))
-        )
-        updated = fresh_checkpoint(
-            parent.join(proposals, "node", "left").select(
-                "node", "p", F.least("p", F.coalesce("q", "p")).alias("new")
-            )
-        )
-        changed = updated.filter(F.col("new") != F.col("p")).count()
-        parent = updated.select("node", F.col("new").alias("p"))
-        log.info("dedup: components round %d, %d parents changed", iteration, changed)
-        if changed == 0:
-            return parent.withColumnRenamed("p", "component"), iteration
-    raise RuntimeError(f"dedup: connected components did not converge in {max_iterations} rounds")
-
-
 def exclusion_hashes(spark: SparkSession, path: str, draft_size: int = 64) -> DataFrame:
     """The `dedup.exclude` hashes as a one-column DataFrame `node` of distinct signed longs.
 
@@ -272,6 +220,16 @@ def _hash_frame(spark: SparkSession, hashes) -> DataFrame:
     """Distinct hashes from the driver to Spark as one Arrow table, not a list of Row tuples."""
     values = np.unique(np.asarray(list(hashes), dtype=np.int64))
     return spark.createDataFrame(pa.table({"node": values}))
+
+
+def keep_order(keep: str, has_clip_score: bool) -> list:
+    """The order in which a duplicate group's members are preferred (first is kept):
+    dedup.keep auto = highest clip_score when there is one, else the largest original image;
+    ties go to the smallest uid, so the choice never depends on partitioning."""
+    order = []
+    if keep == "auto" and has_clip_score:
+        order.append(F.col("clip_score").desc_nulls_last())
+    return order + [F.col("area").desc_nulls_last(), F.col("uid").asc()]
 
 
 def dedup_decisions(
@@ -340,10 +298,7 @@ def dedup_decisions(
     clustered = clean.join(components, clean.phash == components.node, "left").select(
         *clean.columns, F.coalesce("component", "phash").alias("cluster")
     )
-    order = []
-    if cfg.keep == "auto" and "clip_score" in clean.columns:
-        order.append(F.col("clip_score").desc_nulls_last())
-    order += [F.col("area").desc_nulls_last(), F.col("uid").asc()]
+    order = keep_order(cfg.keep, "clip_score" in clean.columns)
     cluster = Window.partitionBy("cluster")
     ranked = (
         clustered.withColumn("rank", F.row_number().over(cluster.orderBy(*order)))
@@ -373,12 +328,60 @@ def dedup_decisions(
     return decided.unionByName(dropped_eval), figures
 
 
+def _with_semantic_pass(
+    decided: DataFrame,
+    annotations: DataFrame,
+    cfg: DedupConfig,
+    references: DataFrame | None,
+) -> tuple[DataFrame, dict]:
+    """The pHash pass's decisions with its survivors run through semantic dedup."""
+    survivors = decided.filter(F.col("reason").isNull()).select("uid", "cluster", "cluster_size")
+    samples = annotations.select(
+        "uid",
+        "image_embedding",
+        (F.col("original_width").cast("long") * F.col("original_height").cast("long")).alias(
+            "area"
+        ),
+        *(["clip_score"] if "clip_score" in annotations.columns else []),
+    ).join(survivors.select("uid"), "uid")
+    ref_matrix, ref_names = None, None
+    if references is not None:
+        # The evaluation set's embeddings: small (an eval set), so they travel to the tasks
+        # with the function, as the centroids do.
+        table = references.select("name", "image_embedding").orderBy("name").toArrow()
+        ref_matrix = to_matrix(table.column("image_embedding"))
+        ref_names = table.column("name").to_pylist()
+    order = keep_order(cfg.keep, "clip_score" in annotations.columns)
+    semantic, figures = semantic_decisions(samples, cfg, order, ref_matrix, ref_names)
+    resolved = survivors.join(semantic, "uid", "left").select(
+        "uid", "cluster", "cluster_size", "reason", "detail"
+    )
+    return decided.filter(F.col("reason").isNotNull()).unionByName(resolved), figures
+
+
 def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
     """The stage's plan: `inputs["annotations"]` (and `inputs["exclude"]`, the evaluation hashes
-    as a `node` column, when dedup.exclude is set) -> every sample once, `reason` null if kept."""
+    as a `node` column, when dedup.exclude is set; `inputs["exclude_embeddings"]`, their CLIP
+    image embeddings as (name, image_embedding), when CLIP runs) -> every sample once, `reason`
+    null if kept.
+
+    The pHash pass (exact, near and evaluation duplicates) runs first; with
+    dedup.semantic.enabled and image embeddings in the annotations, its survivors then go
+    through semantic dedup (pipeline/dedup/semantic/)."""
     annotations = inputs["annotations"]
     exclude = inputs.get("exclude")
+    cfg = config.dedup
     frame, figures = dedup_decisions(
-        annotations.sparkSession, annotations, exclude if exclude is not None else [], config.dedup
+        annotations.sparkSession, annotations, exclude if exclude is not None else [], cfg
     )
+    if cfg.semantic.enabled and "image_embedding" in annotations.columns:
+        frame = frame.localCheckpoint()
+        frame, semantic_figures = _with_semantic_pass(
+            frame, annotations, cfg, inputs.get("exclude_embeddings")
+        )
+        figures["semantic"] = semantic_figures
+    elif cfg.semantic.enabled:
+        log.info(
+            "dedup: no image embeddings in the annotations (clip.enabled false): no semantic pass"
+        )
     return Decisions(frame, figures)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.dedup.plan import decide, exclusion_hashes
+from pipeline.dedup.semantic.eval_set import eval_embeddings
 from pipeline.errors import InputError
 from pipeline.runner import StageContext, StageResult
 from schemas.tables import DEDUP
@@ -22,7 +23,8 @@ def preflight(config: Config, input_path: str | None = None) -> None:
 
 
 def run(ctx: StageContext) -> StageResult:
-    """Exact and near-duplicate clusters over pHash, one kept per cluster; eval overlap out."""
+    """Exact and near-duplicate clusters over pHash, then semantic duplicates over CLIP image
+    embeddings, one kept per group; eval overlap (pHash and embedding) out."""
     config = ctx.config
     annotations = ctx.read("annotate")
     inputs = {"annotations": annotations}
@@ -31,6 +33,10 @@ def run(ctx: StageContext) -> StageResult:
         inputs["exclude"] = exclusion_hashes(
             ctx.spark, config.dedup.exclude, config.annotate.draft_size
         )
+        if config.dedup.semantic.enabled and "image_embedding" in annotations.columns:
+            embedded = eval_embeddings(config.dedup.exclude, config.clip)
+            if embedded is not None:
+                inputs["exclude_embeddings"] = ctx.spark.createDataFrame(embedded)
     decisions = decide(inputs, config)
     # Rows in counted apart from the decisions: a sample the plan lost breaks the identity.
     return ctx.write_decisions(decisions, DEDUP.names, rows_in=annotations.count())

@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_config
-from pipeline.dedup.plan import connected_components, exclusion_hashes, near_pairs
+from pipeline.dedup.plan import exclusion_hashes, near_pairs
 from pipeline.dedup.verify import brute_force_pairs
+from pipeline.spark.components import connected_components
 from tests.dedup.test_verify import family, mixed, random_hashes
 
 

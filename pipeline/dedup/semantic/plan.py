@@ -1,0 +1,316 @@
+"""The Spark plan of semantic dedup (SemDeDup, Abbas et al. 2023): centroids trained on a seeded
+sample on the driver, every embedding assigned to its nearest centroid(s) in `mapInArrow`, each
+cluster's pairs compared in blocks inside one task, pairs at cosine >= 1 - eps joined into
+groups by the same connected components as the pHash pass, one sample kept per group."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from pipeline.config import DedupConfig, SemanticDedupConfig
+from pipeline.dedup.semantic.kernels import (
+    best_match,
+    nearest_centroids,
+    normalise,
+    similar_pairs,
+    spherical_kmeans,
+    to_matrix,
+)
+from pipeline.spark.arrow import map_batches
+from pipeline.spark.checkpoint import fresh_checkpoint
+from pipeline.spark.components import connected_components
+from schemas.reasons import check
+
+log = logging.getLogger(__name__)
+SEMANTIC = check("dedup.semantic_duplicate")
+EVAL = check("dedup.eval_overlap")
+
+ASSIGNED = pa.schema(
+    [
+        pa.field("node", pa.int64()),
+        pa.field("centroid", pa.int32()),
+        pa.field("image_embedding", pa.binary()),
+    ]
+)
+PAIRS = pa.schema(
+    [pa.field("a", pa.int64()), pa.field("b", pa.int64()), pa.field("cosine", pa.float32())]
+)
+COSINES = pa.schema([pa.field("uid", pa.string()), pa.field("cosine", pa.float32())])
+EVAL_MATCHES = pa.schema(
+    [
+        pa.field("uid", pa.string()),
+        pa.field("eval_index", pa.int64()),
+        pa.field("cosine", pa.float32()),
+    ]
+)
+
+
+def cluster_count(n: int, cfg: SemanticDedupConfig) -> int:
+    """k: dedup.semantic.n_clusters, or one cluster per cluster_size embeddings."""
+    if cfg.n_clusters:
+        return max(1, min(cfg.n_clusters, n))
+    return max(1, math.ceil(n / cfg.cluster_size))
+
+
+def _sample(frame: DataFrame, n: int, wanted: int, seed: int) -> np.ndarray:
+    """A seeded sample of about `wanted` embeddings, the same whatever the partitioning: rows
+    whose hash of uid falls under a cut, ordered by that hash. Bounded by `wanted`, never n."""
+    scored = frame.select("uid", "image_embedding", F.xxhash64("uid", F.lit(seed)).alias("h"))
+    if wanted < n:
+        # 1.2x the wanted share so the cut rarely falls short; the take() below trims it.
+        cut = min(1.0, 1.2 * wanted / n)
+        scored = scored.filter(F.pmod("h", F.lit(1 << 30)) < F.lit(int(cut * (1 << 30))))
+    rows = scored.orderBy("h", "uid").limit(wanted).toArrow()
+    return normalise(to_matrix(rows.column("image_embedding")))
+
+
+def train_centroids(frame: DataFrame, n: int, cfg: SemanticDedupConfig) -> tuple[np.ndarray, dict]:
+    """Spherical k-means centroids (k x d) on a sample of `frame` (uid, image_embedding)."""
+    k = cluster_count(n, cfg)
+    wanted = min(n, cfg.max_sample, cfg.sample_per_cluster * k)
+    points = _sample(frame, n, wanted, cfg.seed)
+    centroids, rounds = spherical_kmeans(points, k, cfg.iterations, cfg.seed)
+    return centroids, {
+        "clusters": len(centroids),
+        "kmeans_sample": len(points),
+        "kmeans_iterations": rounds,
+    }
+
+
+def _assign_batches(
+    batches: Iterator[pa.RecordBatch], centroids: np.ndarray, top: int
+) -> Iterator[pa.RecordBatch]:
+    """(node, centroid, image_embedding) per row and each of its `top` nearest centroids."""
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        points = normalise(to_matrix(batch.column("image_embedding")))
+        nearest = nearest_centroids(points, centroids, top)
+        nodes = batch.column("node")
+        embeddings = batch.column("image_embedding")
+        for j in range(nearest.shape[1]):
+            yield pa.RecordBatch.from_arrays(
+                [nodes, pa.array(nearest[:, j].astype(np.int32)), embeddings], schema=ASSIGNED
+            )
+
+
+def _pair_batches(
+    batches: Iterator[pa.RecordBatch], threshold: float, block_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Pairs at cosine >= threshold within each cluster; rows arrive sorted by centroid, so a
+    task holds one cluster at a time."""
+    pending: list[pa.RecordBatch] = []
+    current = None
+
+    def flush() -> Iterator[pa.RecordBatch]:
+        if not pending:
+            return
+        table = pa.Table.from_batches(pending)
+        points = normalise(to_matrix(table.column("image_embedding")))
+        nodes = table.column("node").to_numpy()
+        a, b, cosine = similar_pairs(nodes, points, threshold, block_rows)
+        if len(a):
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(a), pa.array(b), pa.array(cosine)], schema=PAIRS
+            )
+
+    for batch in batches:
+        centroid = batch.column("centroid").to_numpy()
+        # Cut the batch where the centroid changes (it is sorted).
+        edges = np.flatnonzero(np.diff(centroid)) + 1
+        for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(centroid)], strict=True):
+            if hi <= lo:
+                continue
+            value = int(centroid[lo])
+            if value != current:
+                yield from flush()
+                pending, current = [], value
+            pending.append(batch.slice(lo, hi - lo))
+    yield from flush()
+
+
+def semantic_pairs(frame: DataFrame, cfg: SemanticDedupConfig) -> tuple[DataFrame, dict]:
+    """Pairs (a, b, cosine) of nodes with cosine >= 1 - eps, each once, a < b, and the figures.
+
+    `frame` has columns node (long, unique), uid and image_embedding (float16 bytes). Pairs are
+    searched within k-means clusters only (SemDeDup's approximation: a pair split by a cluster
+    border is missed unless assignments >= 2; make bench-semdedup measures the recall)."""
+    frame = frame.select("node", "uid", "image_embedding").localCheckpoint()
+    n = frame.count()
+    if n < 2:
+        spark = frame.sparkSession
+        return spark.createDataFrame([], "a long, b long, cosine float"), {"embeddings": n}
+    centroids, figures = train_centroids(frame, n, cfg)
+    figures["embeddings"] = n
+    top = min(cfg.assignments, len(centroids))
+    assigned = map_batches(
+        frame.select("node", "image_embedding"),
+        functools.partial(_assign_batches, centroids=centroids, top=top),
+        ASSIGNED,
+    )
+    partitions = max(int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions")), 1)
+    grouped = assigned.repartition(partitions, "centroid").sortWithinPartitions("centroid")
+    threshold = 1.0 - cfg.eps
+    pairs = map_batches(
+        grouped,
+        functools.partial(_pair_batches, threshold=threshold, block_rows=cfg.block_rows),
+        PAIRS,
+    )
+    if top > 1:
+        # A pair in two shared clusters is found twice.
+        pairs = pairs.groupBy("a", "b").agg(F.max("cosine").alias("cosine"))
+    pairs = pairs.localCheckpoint()
+    sizes = assigned.groupBy("centroid").count().agg(F.max("count").alias("largest")).first()
+    figures.update(
+        assignments=top,
+        largest_cluster=int(sizes["largest"]) if sizes and sizes["largest"] else 0,
+        threshold=threshold,
+        semantic_pairs=pairs.count(),
+    )
+    log.info(
+        "dedup: semantic search over %d embeddings in %d clusters (largest %d): %d pairs at "
+        "cosine >= %.4f",
+        n,
+        figures["clusters"],
+        figures["largest_cluster"],
+        figures["semantic_pairs"],
+        threshold,
+    )
+    return pairs, figures
+
+
+def _cosine_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """(uid, cosine of image_embedding and kept_embedding) per row."""
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        a = normalise(to_matrix(batch.column("image_embedding")))
+        b = normalise(to_matrix(batch.column("kept_embedding")))
+        yield pa.RecordBatch.from_arrays(
+            [batch.column("uid"), pa.array((a * b).sum(axis=1).astype(np.float32))],
+            schema=COSINES,
+        )
+
+
+def _eval_batches(
+    batches: Iterator[pa.RecordBatch], references: np.ndarray, threshold: float, block_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """(uid, eval_index, cosine) of the rows whose nearest evaluation embedding reaches the
+    threshold."""
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        points = normalise(to_matrix(batch.column("image_embedding")))
+        index, cosine = best_match(points, references, block_rows)
+        hit = cosine >= threshold
+        if hit.any():
+            yield pa.RecordBatch.from_arrays(
+                [
+                    batch.column("uid").filter(pa.array(hit)),
+                    pa.array(index[hit]),
+                    pa.array(cosine[hit].astype(np.float32)),
+                ],
+                schema=EVAL_MATCHES,
+            )
+
+
+def eval_overlap(
+    samples: DataFrame, references: np.ndarray, names: list[str], cfg: SemanticDedupConfig
+) -> DataFrame:
+    """(uid, reason, detail) of the samples whose image embedding is within 1 - eps cosine of an
+    evaluation image's (the decontamination of SemDeDup's embedding space)."""
+    matches = map_batches(
+        samples.select("uid", "image_embedding"),
+        functools.partial(
+            _eval_batches,
+            references=normalise(references),
+            threshold=1.0 - cfg.eps,
+            block_rows=cfg.block_rows,
+        ),
+        EVAL_MATCHES,
+    )
+    spark = samples.sparkSession
+    labels = spark.createDataFrame(
+        pa.table({"eval_index": np.arange(len(names), dtype=np.int64), "eval_name": names})
+    )
+    return matches.join(F.broadcast(labels), "eval_index").select(
+        "uid",
+        F.lit(EVAL).alias("reason"),
+        F.format_string("eval image %s cosine %.4f", "eval_name", "cosine").alias("detail"),
+    )
+
+
+def semantic_decisions(
+    samples: DataFrame,
+    cfg: DedupConfig,
+    order: list[Column],
+    references: np.ndarray | None = None,
+    reference_names: list[str] | None = None,
+) -> tuple[DataFrame, dict]:
+    """(uid, reason, detail) for every row of `samples` (uid, image_embedding, area and maybe
+    clip_score: the pHash pass's survivors), reason null if kept, and the figures.
+
+    Evaluation overlap first (when `references` holds the dedup.exclude images' embeddings),
+    then SemDeDup groups; the kept sample of a group is the first in `order` (dedup.keep, as
+    the pHash pass), and every other member
+    is `dedup.semantic_duplicate` with detail "<kept uid> cosine <c>" (c: its own cosine with
+    the kept sample, which may be under 1 - eps when the group is a chain)."""
+    sem = cfg.semantic
+    figures: dict = {"eps": sem.eps}
+    # A sample without an embedding (its CLIP scoring failed) has nothing to compare: kept.
+    unembedded = samples.filter(F.col("image_embedding").isNull()).select(
+        "uid",
+        F.lit(None).cast("string").alias("reason"),
+        F.lit(None).cast("string").alias("detail"),
+    )
+    samples = samples.filter(F.col("image_embedding").isNotNull()).localCheckpoint()
+    dropped_eval = None
+    if references is not None and len(references):
+        dropped_eval = eval_overlap(
+            samples, references, reference_names or [], sem
+        ).localCheckpoint()
+        figures["eval_embeddings"] = len(references)
+        samples = samples.join(dropped_eval.select("uid"), "uid", "left_anti")
+    numbered = samples.withColumn("node", F.monotonically_increasing_id()).localCheckpoint()
+    pairs, search = semantic_pairs(numbered, sem)
+    figures.update(search)
+    components, rounds = connected_components(pairs.select("a", "b"), cfg.max_iterations)
+    figures["component_rounds"] = rounds
+    grouped = numbered.join(components, "node", "left").withColumn(
+        "group", F.coalesce("component", "node")
+    )
+    group = Window.partitionBy("group")
+    ranked = fresh_checkpoint(
+        grouped.withColumn("rank", F.row_number().over(group.orderBy(*order))).withColumn(
+            "kept_uid", F.first("uid").over(group.orderBy(*order))
+        )
+    )
+    kept_embedding = ranked.filter(F.col("rank") == 1).select(
+        F.col("uid").alias("kept_uid"), F.col("image_embedding").alias("kept_embedding")
+    )
+    copies = ranked.filter(F.col("rank") > 1).select("uid", "kept_uid", "image_embedding")
+    cosines = map_batches(
+        copies.join(kept_embedding, "kept_uid").select("uid", "image_embedding", "kept_embedding"),
+        _cosine_batches,
+        COSINES,
+    )
+    decided = ranked.join(cosines, "uid", "left").select(
+        "uid",
+        F.when(F.col("rank") == 1, F.lit(None).cast("string"))
+        .otherwise(F.lit(SEMANTIC))
+        .alias("reason"),
+        F.when(F.col("rank") == 1, F.lit(None).cast("string"))
+        .otherwise(F.format_string("%s cosine %.4f", "kept_uid", "cosine"))
+        .alias("detail"),
+    )
+    if dropped_eval is not None:
+        decided = decided.unionByName(dropped_eval)
+    return decided.unionByName(unembedded), figures

@@ -16,6 +16,10 @@ NOISE_KINDS: tuple[str, ...] = (
     "near_duplicate_reencode",
     "near_duplicate_resize",
     "near_duplicate_crop",
+    "variant_crop",
+    "variant_flip",
+    "variant_colour",
+    "variant_overlay",
     "small_image",
     "extreme_aspect",
     "fault_404",
@@ -28,13 +32,20 @@ NOISE_KINDS: tuple[str, ...] = (
     "fault_noai",
     "fault_redirect",
 )
-DUPLICATE_KINDS = frozenset(
-    {
-        "exact_duplicate",
-        "near_duplicate_reencode",
-        "near_duplicate_resize",
-        "near_duplicate_crop",
-    }
+# Edits of a clean original that keep the photo (and its class) but move its pHash far: what a
+# semantic (embedding) dedup is for. Each is a copy of its original: `duplicate_of`, same label.
+VARIANT_KINDS = frozenset({"variant_crop", "variant_flip", "variant_colour", "variant_overlay"})
+# Every kind of copy of a clean original (`duplicate_of` set, the original's label).
+DUPLICATE_KINDS = (
+    frozenset(
+        {
+            "exact_duplicate",
+            "near_duplicate_reencode",
+            "near_duplicate_resize",
+            "near_duplicate_crop",
+        }
+    )
+    | VARIANT_KINDS
 )
 # Fault rows whose URL serves no picture at all: their `label` is null.
 PICTURELESS_FAULTS = frozenset(

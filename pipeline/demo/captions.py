@@ -1,5 +1,6 @@
 """Captions of the synthetic web: varied English ones naming a class, sentences in German, French
-and Spanish describing it, and the web boilerplate that caption filters exist for."""
+and Spanish describing it, the web boilerplate that caption filters exist for, and the text that
+sites burn into re-posted pictures."""
 
 from __future__ import annotations
 
@@ -271,3 +272,19 @@ def foreign_caption(rng: np.random.Generator, class_name: str, language: str) ->
     colour, shape = class_name.split(" ")
     writers = {"de": _german_caption, "fr": _french_caption, "es": _spanish_caption}
     return writers[language](rng, colour, shape)
+
+
+# Caption-like text that sites burn into a re-posted picture (the variant_overlay copies): never a
+# colour or a shape name, so the overlay does not describe another class.
+OVERLAY_TEXTS: tuple[str, ...] = (
+    "www.picturegallery.example",
+    "© stockpix 2024",
+    "SALE 30% OFF today only",
+    "follow @daily_pictures",
+    "photo of the day",
+    "free HD wallpapers",
+    "click to see more",
+    "you won't believe this",
+    "shared from my feed",
+    "best of the week",
+)

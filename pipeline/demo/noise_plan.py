@@ -39,7 +39,8 @@ _STREAM_EVAL = 4
 
 @dataclass(frozen=True)
 class NoiseMix:
-    """Fraction of pairs per noise kind; field names are the `noise` values. Must sum to 1."""
+    """Fraction of pairs per noise kind; field names are the `noise` values, in NOISE_KINDS order.
+    Must sum to 1."""
 
     clean: float = 0.45
     mismatched_caption: float = 0.10
@@ -49,6 +50,12 @@ class NoiseMix:
     near_duplicate_reencode: float = 0.03
     near_duplicate_resize: float = 0.03
     near_duplicate_crop: float = 0.03
+    # Off by default, so that a web generated without naming them is the one it always was (the
+    # test webs, whose pHash-only dedup must find every copy); the demo's web plants them.
+    variant_crop: float = 0.0
+    variant_flip: float = 0.0
+    variant_colour: float = 0.0
+    variant_overlay: float = 0.0
     small_image: float = 0.04
     extreme_aspect: float = 0.03
     fault_404: float = 0.01

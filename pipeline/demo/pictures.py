@@ -1,5 +1,6 @@
 """Pictures of the synthetic web: a coloured shape on a random textured background, drawn with
-PIL + numpy, saved as JPEG bytes, and the re-encoded, resized and cropped near-duplicates of one."""
+PIL + numpy, saved as JPEG bytes; the re-encoded, resized and cropped near-duplicates of one, and
+its variants (larger crop, mirror, colour jitter, text overlay) that pHash does not match."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from pipeline.demo.captions import OVERLAY_TEXTS
 
 COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange")
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "ring", "cross")
@@ -175,3 +178,109 @@ def _near_duplicate(rng: np.random.Generator, noise: str, original: bytes) -> by
             bottom = img.height - round(img.height * frac)
     cropped = img.crop((left, top, right, bottom)).resize(img.size, Image.Resampling.BICUBIC)
     return _jpeg_bytes(cropped, JPEG_QUALITY)
+
+
+# A pixel whose chroma (max - min channel) is over this belongs to the shape: the background's
+# tint stays under 30 and the shape colours are over 90 even after their jitter.
+_SUBJECT_CHROMA = 64
+# Pixels kept between the shape and a variant's cropped edge.
+_SUBJECT_MARGIN = 2
+
+
+def _subject_box(img: Image.Image) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the shape's saturated pixels, or None if there are none."""
+    rgb = np.asarray(img, dtype=np.int16)
+    chroma = rgb.max(axis=2) - rgb.min(axis=2)
+    ys, xs = np.nonzero(chroma > _SUBJECT_CHROMA)
+    if len(xs) == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _variant_crop(rng: np.random.Generator, img: Image.Image) -> Image.Image:
+    """3-8 % off each side (drawn per side), scaled back to the original size. A side is cut no
+    closer than _SUBJECT_MARGIN to the shape, so the class stays in view: a shape that (nearly)
+    touches an edge leaves that side cut less, or not at all."""
+    fracs = rng.uniform(0.03, 0.08, size=4)  # left, top, right, bottom
+    width, height = img.size
+    box = _subject_box(img) or (width // 2, height // 2, width // 2, height // 2)
+    room = (
+        box[0] - _SUBJECT_MARGIN,
+        box[1] - _SUBJECT_MARGIN,
+        width - box[2] - _SUBJECT_MARGIN,
+        height - box[3] - _SUBJECT_MARGIN,
+    )
+    cut = [
+        max(0, min(round(frac * side), limit))
+        for frac, side, limit in zip(fracs, (width, height, width, height), room, strict=True)
+    ]
+    crop = (cut[0], cut[1], width - cut[2], height - cut[3])
+    return img.crop(crop).resize(img.size, Image.Resampling.BICUBIC)
+
+
+def _variant_colour(rng: np.random.Generator, img: Image.Image) -> Image.Image:
+    """A photo filter: hue turned by 4-8 degrees (not far enough to change the colour's name),
+    saturation and brightness scaled, and a vignette. pHash sees grey levels and is blind to an
+    overall scaling of them; the vignette is the low-frequency change that moves it."""
+    hsv = np.asarray(img.convert("HSV"), dtype=np.float32)
+    turn = rng.uniform(4.0, 8.0) * (1 if rng.random() < 0.5 else -1)
+    hsv[..., 0] = np.mod(hsv[..., 0] + turn * 256.0 / 360.0, 256.0)
+    hsv[..., 1] *= rng.uniform(0.8, 1.25)
+    brightness = rng.uniform(0.82, 0.92) if rng.random() < 0.5 else rng.uniform(1.08, 1.18)
+    height, width = hsv.shape[:2]
+    # Darker towards the corners: by `strength` at the farthest point from a shifted centre.
+    cx, cy = rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height
+    xs = (np.arange(width, dtype=np.float32) - cx) / width
+    ys = (np.arange(height, dtype=np.float32) - cy) / height
+    dist = np.sqrt(xs[None, :] ** 2 + ys[:, None] ** 2)
+    strength = rng.uniform(0.3, 0.45)
+    hsv[..., 2] *= brightness * (1.0 - strength * (dist / dist.max()) ** 2)
+    out = np.clip(np.rint(hsv), 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "HSV").convert("RGB")
+
+
+def _variant_overlay(rng: np.random.Generator, img: Image.Image) -> Image.Image:
+    """A caption-like line of text on a dark translucent band across the top or the bottom, the
+    edge where it covers less of the shape (which still shows through it)."""
+    width, height = img.size
+    band = round(height * rng.uniform(0.15, 0.22))
+    box = _subject_box(img)
+    if box is None:
+        at_top = bool(rng.random() < 0.5)
+    else:
+        cover_top = max(0, band - box[1])
+        cover_bottom = max(0, box[3] - (height - band))
+        at_top = cover_top < cover_bottom or (cover_top == cover_bottom and rng.random() < 0.5)
+    y0 = 0 if at_top else height - band
+    text = OVERLAY_TEXTS[int(rng.integers(len(OVERLAY_TEXTS)))]
+    layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    draw.rectangle((0, y0, width, y0 + band), fill=(0, 0, 0, int(rng.integers(170, 220))))
+    size = max(8, round(band * 0.45))
+    while True:  # the whole line on the picture: smaller type for a long line on a narrow one
+        font = ImageFont.load_default(size=size)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        if right - left <= 0.9 * width or size <= 6:
+            break
+        size -= 1
+    slack = max(0, width - (right - left))
+    x = int(rng.integers(slack // 4, slack - slack // 4 + 1)) - left
+    y = y0 + (band - (bottom - top)) // 2 - top
+    draw.text((x, y), text, font=font, fill=(255, 255, 255, 235))
+    return Image.alpha_composite(img.convert("RGBA"), layer).convert("RGB")
+
+
+_VARIANTS = {
+    "variant_crop": _variant_crop,
+    "variant_flip": lambda rng, img: ImageOps.mirror(img),
+    "variant_colour": _variant_colour,
+    "variant_overlay": _variant_overlay,
+}
+
+
+def _variant(rng: np.random.Generator, noise: str, original: bytes) -> bytes:
+    """A variant (VARIANT_KINDS) of `original`: the same photo and class, edited beyond pHash's
+    reach, at the original's size and JPEG quality."""
+    with Image.open(io.BytesIO(original)) as img:
+        img = img.convert("RGB")
+    return _jpeg_bytes(_VARIANTS[noise](rng, img), JPEG_QUALITY)

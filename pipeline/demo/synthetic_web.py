@@ -41,6 +41,7 @@ from pipeline.demo.pictures import (
     SHAPES,
     _jpeg_bytes,
     _near_duplicate,
+    _variant,
     render_picture,
 )
 from pipeline.files import write_atomically
@@ -50,6 +51,7 @@ from schemas.ground_truth import (
     GROUND_TRUTH_SCHEMA,
     NOISE_KINDS,
     PICTURELESS_FAULTS,
+    VARIANT_KINDS,
 )
 
 # The names the rest of the project imports from here; they live in the modules above.
@@ -68,6 +70,7 @@ __all__ = [
     "NOISE_KINDS",
     "PICTURELESS_FAULTS",
     "SHAPES",
+    "VARIANT_KINDS",
     "NoiseMix",
     "SyntheticWeb",
     "english_caption",
@@ -143,6 +146,8 @@ def generate_web(
             original = (files_dir / rows[row.duplicate_of].path).read_bytes()
             if row.noise == "exact_duplicate":
                 data = original
+            elif row.noise in VARIANT_KINDS:
+                data = _variant(rng, row.noise, original)
             else:
                 data = _near_duplicate(rng, row.noise, original)
         else:

@@ -1,12 +1,15 @@
 """How well each filter removed the noise it targets, scored against a planted ground truth (the
-demo's synthetic web labels every pair with its noise kind)."""
+demo's synthetic web labels every pair with its noise kind); and dedup's recall per kind of planted
+copy with the precision of its drops (`score_dedup_against_truth`)."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.stages import STAGE_NAMES as STAGES
 from schemas.ground_truth import (
@@ -66,9 +69,9 @@ FILTERS: tuple[FilterTarget, ...] = (
     # Targets of dedup are every member of a planted duplicate group: which copy survives is the
     # keep rule's choice, so recall counts drops against (members - 1) per group.
     FilterTarget(
-        "pHash dedup",
+        "dedup (exact, pHash, semantic)",
         "dedup",
-        frozenset({check("dedup.exact_duplicate"), check("dedup.near_duplicate")}),
+        frozenset(reasons_for_stage("dedup")) - {check("dedup.eval_overlap")},
         frozenset(DUPLICATE_KINDS),
     ),
     FilterTarget(
@@ -108,6 +111,35 @@ class TruthReport:
     matched: int  # input rows linked to a ground-truth row
 
 
+def _root_of(truth: pa.Table) -> dict[int, int]:
+    """gt_id -> its root picture: `duplicate_of` followed until a row that copies no other."""
+    parent = dict(
+        zip(
+            truth.column("gt_id").to_pylist(),
+            truth.column("duplicate_of").to_pylist(),
+            strict=True,
+        )
+    )
+    root: dict[int, int] = {}
+    for gt in parent:
+        seen = [gt]
+        while parent.get(seen[-1]) is not None and parent[seen[-1]] not in seen:
+            seen.append(parent[seen[-1]])
+        root[gt] = seen[-1]
+    return root
+
+
+def _gt_of_uid(pairs: pa.Table) -> dict[str, int]:
+    """uid -> gt_id of the input rows linked to the truth (the first row of a repeated uid)."""
+    out: dict[str, int] = {}
+    for uid, gt in zip(
+        pairs.column("uid").to_pylist(), pairs.column("gt_id").to_pylist(), strict=True
+    ):
+        if gt is not None and uid is not None:
+            out.setdefault(uid, gt)
+    return out
+
+
 def _fate_by_gt(pairs: pa.Table, ledger: pa.Table, kept_uids: set[str]) -> dict[int, str]:
     stage_of = dict(
         zip(ledger.column("uid").to_pylist(), ledger.column("stage").to_pylist(), strict=True)
@@ -132,12 +164,7 @@ def score_against_truth(
     noise = dict(
         zip(truth.column("gt_id").to_pylist(), truth.column("noise").to_pylist(), strict=True)
     )
-    group = {
-        g: (d if d is not None else g)
-        for g, d in zip(
-            truth.column("gt_id").to_pylist(), truth.column("duplicate_of").to_pylist(), strict=True
-        )
-    }
+    group = _root_of(truth)
     fate = _fate_by_gt(pairs, ledger, kept_uids)
     reason_of = dict(
         zip(ledger.column("uid").to_pylist(), ledger.column("reason").to_pylist(), strict=True)
@@ -185,3 +212,190 @@ def fate_columns(report: TruthReport) -> list[str]:
         for where, n in row.items():
             totals[where] += n
     return [c for c in [KEPT, *STAGES, "unaccounted"] if totals.get(c)]
+
+
+# Dedup's drops that name the kept sample of their cluster first in `detail` ("<kept uid>" or
+# "<kept uid> cosine <c>"): every dedup reason but the evaluation overlap, whose detail names an
+# evaluation image.
+MERGE_REASONS = frozenset(reasons_for_stage("dedup")) - {check("dedup.eval_overlap")}
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class KindRecall:
+    """Dedup's recall on one kind of planted copy (or ALL of them)."""
+
+    kind: str
+    planted: int  # rows of the kind in the truth
+    paired: int  # of them, copies that reached dedup together with their root original
+    merged: int  # of those, copies that dedup put in one cluster with their root original
+
+    @property
+    def missed(self) -> int:
+        return self.paired - self.merged
+
+    @property
+    def recall(self) -> float | None:
+        return self.merged / self.paired if self.paired else None
+
+
+@dataclass(frozen=True)
+class DropPrecision:
+    """Dedup's merge drops of one reason (or ALL), judged by the picture of the sample they name."""
+
+    reason: str
+    drops: int  # drops whose sample and named kept sample both link to the truth
+    same_picture: int  # ... whose kept sample has the same root picture: correct
+
+    @property
+    def distinct_pictures(self) -> int:
+        """Drops that merged two different pictures: the errors."""
+        return self.drops - self.same_picture
+
+    @property
+    def precision(self) -> float | None:
+        return self.same_picture / self.drops if self.drops else None
+
+
+@dataclass(frozen=True)
+class DedupTruth:
+    """Dedup scored against the planted copies: recall per kind, precision per reason."""
+
+    kinds: list[KindRecall]  # each duplicate kind planted, in NOISE_KINDS order, then ALL
+    drops: list[DropPrecision]  # each merge reason that dropped a row, then ALL
+    unlinked: int  # merge drops whose sample or named kept sample has no ground-truth row
+
+
+def _uids(kept: pa.Table | Iterable[str]) -> set[str]:
+    return set(kept.column("uid").to_pylist()) if isinstance(kept, pa.Table) else set(kept)
+
+
+def score_dedup_against_truth(
+    truth: pa.Table,
+    pairs: pa.Table,
+    dedup_ledger: pa.Table,
+    dedup_kept: pa.Table | Iterable[str],
+) -> DedupTruth:
+    """Dedup's recall per kind of planted copy and the precision of its drops.
+
+    `truth` has gt_id, noise, duplicate_of; `pairs` links uids to gt_id (input_pairs.py);
+    `dedup_ledger` is ledger/dedup (uid, reason, detail; rows of other stages, when a whole ledger
+    is given, are left out by its `stage` column); `dedup_kept` is dedup's output (its `uid`
+    column) or its uids. A copy's root original follows `duplicate_of` to a row that copies none.
+
+    - paired: copies of the kind that reached dedup (kept or dropped there) whose root original
+      reached it too. A copy or an original lost earlier (a failed download) is out of reach.
+    - merged: paired copies in one dedup cluster with their root original: following each merge
+      drop's named kept sample (the first word of `detail`) from the copy and from the original
+      arrives at the same sample. So either one names the other, or both name a third member (a
+      further copy of the picture, or, wrongly, another picture: that shows as distinct pictures
+      below). Which of the two survives is the keep rule's choice and does not matter.
+    - recall: merged / paired.
+    - precision of the drops: a merge drop (MERGE_REASONS: every dedup reason but eval_overlap) is
+      correct when the kept sample its detail names has the same root picture as the dropped one;
+      distinct pictures merged: those whose named sample is a different root picture. Drops with
+      either end not linked to the truth are counted as `unlinked` only.
+    """
+    if "stage" in dedup_ledger.schema.names:
+        dedup_ledger = dedup_ledger.filter(pc.equal(dedup_ledger.column("stage"), "dedup"))
+    kept = _uids(dedup_kept)
+    root = _root_of(truth)
+    noise = dict(
+        zip(truth.column("gt_id").to_pylist(), truth.column("noise").to_pylist(), strict=True)
+    )
+    gt_of = _gt_of_uid(pairs)
+    reached = set(kept)
+    named: dict[str, str] = {}  # merge drop -> the kept sample its detail names
+    reason_of: dict[str, str] = {}
+    for uid, reason, detail in zip(
+        dedup_ledger.column("uid").to_pylist(),
+        dedup_ledger.column("reason").to_pylist(),
+        dedup_ledger.column("detail").to_pylist(),
+        strict=True,
+    ):
+        reached.add(uid)
+        if reason in MERGE_REASONS and detail:
+            named[uid] = str(detail).split(" ", 1)[0]
+            reason_of[uid] = reason
+
+    def cluster(uid: str) -> str:
+        seen = {uid}
+        while uid in named and named[uid] not in seen:
+            uid = named[uid]
+            seen.add(uid)
+        return uid
+
+    uid_of: dict[int, str] = {}
+    for uid in sorted(reached):
+        gt = gt_of.get(uid)
+        if gt is not None:
+            uid_of.setdefault(gt, uid)
+    planted: Counter[str] = Counter()
+    paired: Counter[str] = Counter()
+    merged: Counter[str] = Counter()
+    for gt, kind in noise.items():
+        if kind not in DUPLICATE_KINDS or root[gt] == gt:
+            continue
+        planted[kind] += 1
+        copy, original = uid_of.get(gt), uid_of.get(root[gt])
+        if copy is None or original is None:
+            continue
+        paired[kind] += 1
+        merged[kind] += cluster(copy) == cluster(original)
+    kinds = [
+        KindRecall(k, planted[k], paired[k], merged[k])
+        for k in NOISE_KINDS
+        if k in DUPLICATE_KINDS and planted[k]
+    ]
+    kinds.append(KindRecall(ALL, sum(planted.values()), sum(paired.values()), sum(merged.values())))
+
+    drops: Counter[str] = Counter()
+    same: Counter[str] = Counter()
+    unlinked = 0
+    for uid, kept_uid in named.items():
+        a, b = gt_of.get(uid), gt_of.get(kept_uid)
+        if a is None or b is None:
+            unlinked += 1
+            continue
+        drops[reason_of[uid]] += 1
+        same[reason_of[uid]] += root[a] == root[b]
+    order = reasons_for_stage("dedup")
+    by_reason = [DropPrecision(r, drops[r], same[r]) for r in sorted(drops, key=order.index)]
+    by_reason.append(DropPrecision(ALL, sum(drops.values()), sum(same.values())))
+    return DedupTruth(kinds=kinds, drops=by_reason, unlinked=unlinked)
+
+
+KIND_HEADERS = ("copy kind", "planted", "paired", "merged", "missed", "recall")
+DROP_HEADERS = ("dedup reason", "drops", "same picture", "distinct pictures", "precision")
+
+
+def kind_rows(result: DedupTruth) -> list[tuple[object, ...]]:
+    return [(k.kind, k.planted, k.paired, k.merged, k.missed, k.recall) for k in result.kinds]
+
+
+def drop_rows(result: DedupTruth) -> list[tuple[object, ...]]:
+    return [
+        (d.reason, d.drops, d.same_picture, d.distinct_pictures, d.precision) for d in result.drops
+    ]
+
+
+def format_dedup_truth(result: DedupTruth) -> str:
+    """The two tables of `result` as plain text (for a script comparing dedup settings)."""
+
+    def text(value: object) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    lines = []
+    for headers, rows in ((KIND_HEADERS, kind_rows(result)), (DROP_HEADERS, drop_rows(result))):
+        cells = [list(headers), *[[text(v) for v in row] for row in rows]]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+        for row in cells:
+            first = row[0].ljust(widths[0])
+            rest = [v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)]
+            lines.append("  ".join([first, *rest]))
+        lines.append("")
+    if result.unlinked:
+        lines.append(f"{result.unlinked} merge drops not linked to the ground truth")
+    return "\n".join(lines).rstrip() + "\n"

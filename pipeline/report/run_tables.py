@@ -52,6 +52,7 @@ class RunTables:
     candidates: pa.Table | None
     annotations: pa.Table | None
     selection: pa.Table | None
+    dedup: pa.Table | None  # dedup's kept samples (uid only)
     comparison: dict[str, Any] | None
 
     @property
@@ -85,5 +86,6 @@ def load_run_tables(run_dir: Path | str) -> RunTables:
             ],
         ),
         selection=read_parquet_dir(run.selection, ["uid", "clip_score"]),
+        dedup=read_parquet_dir(run.dedup, ["uid"]),
         comparison=comparison,
     )

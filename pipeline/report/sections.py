@@ -13,7 +13,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.report import plots
-from pipeline.report.ground_truth import fate_columns, score_against_truth
+from pipeline.report.ground_truth import (
+    DROP_HEADERS,
+    KIND_HEADERS,
+    drop_rows,
+    fate_columns,
+    kind_rows,
+    score_against_truth,
+    score_dedup_against_truth,
+)
 from pipeline.report.html_page import Sample, esc, grid, plot, table
 from pipeline.report.run_tables import RunTables
 from pipeline.report.thumbnails import png_uri, read_image_bytes, thumbnail_uri
@@ -25,6 +33,8 @@ KEPT_SAMPLES = 24
 SAMPLES_PER_REASON = 8
 DUPLICATE_CLUSTERS = 8
 DUPLICATES_PER_CLUSTER = 5
+SEMANTIC_GROUPS = 6
+SEMANTIC_PER_GROUP = 5
 
 Section = tuple[str, str]
 
@@ -195,7 +205,35 @@ def truth_section(tables: RunTables, pairs: pa.Table | None) -> Section | None:
         ["noise kind", *columns],
         [(kind, *(row.get(c, 0) for c in columns)) for kind, row in report.fates.items()],
     )
+    if tables.dedup is not None and tables.run.is_complete("dedup"):
+        body += _dedup_truth_html(truth, pairs, tables)
     return "Filters against the planted ground truth", body
+
+
+def _dedup_truth_html(truth: pa.Table, pairs: pa.Table, tables: RunTables) -> str:
+    assert tables.dedup is not None
+    dedup = score_dedup_against_truth(
+        truth,
+        pairs,
+        tables.ledger.filter(pc.equal(tables.ledger.column("stage"), "dedup")),
+        tables.dedup,
+    )
+    body = (
+        "<h3>Dedup per kind of planted copy</h3><p>Paired: copies that reached dedup together "
+        "with their original. Merged: of those, copies that dedup put in one cluster with their "
+        "original (one of the two dropped naming the other, or both naming a third member), "
+        "whichever survived. Recall: merged / paired.</p>"
+    )
+    body += table(KIND_HEADERS, kind_rows(dedup))
+    body += (
+        "<p>Every dedup drop (but the evaluation overlap) names the kept sample it duplicates. "
+        "Same picture: that sample is a copy of the same original (or the original itself); "
+        "distinct pictures: two different pictures merged. Precision: same picture / drops.</p>"
+    )
+    body += table(DROP_HEADERS, drop_rows(dedup))
+    if dedup.unlinked:
+        body += f'<p class="note">{dedup.unlinked:,} drops not linked to the ground truth.</p>'
+    return body
 
 
 def _scorer_name(tables: RunTables) -> str:
@@ -339,4 +377,51 @@ def duplicates_section(tables: RunTables, look: Lookup) -> Section | None:
         "Duplicate clusters",
         f"<p>{len(clusters):,} clusters; the {len(chosen)} largest, the kept sample first, each "
         "dropped copy with its pHash distance to it.</p>" + "".join(parts),
+    )
+
+
+def parse_semantic_detail(detail: str | None) -> tuple[str, float | None]:
+    """(kept uid, cosine) of a dedup.semantic_duplicate detail, "<kept uid> cosine <c>"."""
+    kept, _, cosine = (detail or "").partition(" cosine ")
+    try:
+        return kept.strip(), float(cosine)
+    except ValueError:
+        return kept.strip(), None
+
+
+def semantic_section(tables: RunTables, look: Lookup) -> Section | None:
+    """Groups of the semantic pass: the kept sample, then its dropped copies with their cosine to
+    it. None when the semantic pass dropped nothing."""
+    drops = tables.ledger.filter(
+        pc.equal(tables.ledger.column("reason"), check("dedup.semantic_duplicate"))
+    )
+    if drops.num_rows == 0:
+        return None
+    groups: dict[str, list[tuple[str, float | None]]] = defaultdict(list)
+    for uid, detail in zip(
+        drops.column("uid").to_pylist(), drops.column("detail").to_pylist(), strict=True
+    ):
+        kept, cosine = parse_semantic_detail(detail)
+        groups[kept].append((uid, cosine))
+    # Largest groups first, ties by uid; in a group the copies least alike first, the ones
+    # that show how far the threshold reaches.
+    chosen = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:SEMANTIC_GROUPS]
+    parts = []
+    for kept, members in chosen:
+        cells = [_sample(tables, look, kept, "kept")]
+        ordered = sorted(members, key=lambda m: (m[1] if m[1] is not None else 2.0, m[0]))
+        for uid, cosine in ordered[:SEMANTIC_PER_GROUP]:
+            note = f"dropped, cosine {cosine:.4f}" if cosine is not None else "dropped"
+            cells.append(_sample(tables, look, uid, note))
+        parts.append(
+            '<div class="cluster">' + "".join(f"<div>{grid([c])}</div>" for c in cells) + "</div>"
+        )
+    cosines = [c for members in groups.values() for _, c in members if c is not None]
+    lowest = f"; the lowest cosine to a kept sample is {min(cosines):.4f}" if cosines else ""
+    return (
+        "Semantic duplicates",
+        f"<p>{drops.num_rows:,} samples dropped as semantic duplicates (CLIP image embeddings) in "
+        f"{len(groups):,} groups{lowest}. The {len(chosen)} largest groups: the kept sample "
+        "first, then its dropped copies, least alike first, with their cosine to it.</p>"
+        + "".join(parts),
     )

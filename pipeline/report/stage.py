@@ -7,11 +7,15 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from pipeline.config import Config, load_config
 from pipeline.files import write_text_atomically
+from pipeline.ledger import read_ledger
+from pipeline.report.ground_truth import DedupTruth, score_dedup_against_truth
 from pipeline.report.html_page import page
 from pipeline.report.input_pairs import recover_input_pairs
-from pipeline.report.run_tables import load_run_tables
+from pipeline.report.run_tables import GROUND_TRUTH, load_run_tables, read_parquet_dir
 from pipeline.report.sections import (
     build_lookup,
     comparison_section,
@@ -20,6 +24,7 @@ from pipeline.report.sections import (
     duplicates_section,
     funnel_section,
     kept_section,
+    semantic_section,
     truth_section,
 )
 from pipeline.run_dir import RunDir
@@ -49,7 +54,11 @@ def run_report(run_dir: Path | str, config: Config) -> Path:
         if optional is not None:
             sections.append(optional)
     sections.append(distributions_section(tables))
-    for optional in (kept_section(tables, look), duplicates_section(tables, look)):
+    for optional in (
+        kept_section(tables, look),
+        duplicates_section(tables, look),
+        semantic_section(tables, look),
+    ):
         if optional is not None:
             sections.append(optional)
     sections.append(dropped_section(tables, look))
@@ -60,3 +69,22 @@ def run_report(run_dir: Path | str, config: Config) -> Path:
     write_text_atomically(out, html)
     log.info("report: %s (%.1f MB)", out, len(html) / 1e6)
     return out
+
+
+def dedup_truth_for_run(run_dir: Path | str, config: Config) -> DedupTruth | None:
+    """`score_dedup_against_truth` for a run over a labelled web (the demo's layout: the truth in
+    `run_dir/web/ground_truth.parquet`, its input with a gt_id column); None when the run has no
+    truth, no recoverable input or no complete dedup. Print it with `format_dedup_truth`."""
+    run = RunDir(Path(run_dir).resolve())
+    truth_path = run.root / GROUND_TRUTH
+    if not truth_path.is_file() or not run.is_complete("dedup"):
+        return None
+    if run.config_file.is_file():
+        config = load_config(run.config_file, [])
+    ingest = run.stats().get("stages", {}).get("ingest", {})
+    pairs = recover_input_pairs(ingest.get("input", ""), config.ingest)
+    kept = read_parquet_dir(run.dedup, ["uid"])
+    if pairs is None or "gt_id" not in pairs.schema.names or kept is None:
+        return None
+    truth = pq.read_table(truth_path, columns=["gt_id", "noise", "duplicate_of"])
+    return score_dedup_against_truth(truth, pairs, read_ledger(run.ledger_for("dedup")), kept)

@@ -13,11 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from pipeline.demo.run_demo import DEMO_MIX
 from pipeline.demo.synthetic_web import (
     BOILERPLATE_PHRASES,
     CLASSES,
     DEFAULT_IMAGE_SIZE,
+    DUPLICATE_KINDS,
     NOISE_KINDS,
+    VARIANT_KINDS,
     NoiseMix,
     SyntheticWeb,
     generate_eval_set,
@@ -126,7 +129,29 @@ def test_noise_counts_are_exactly_the_mix(rows: list[dict]) -> None:
     counts = collections.Counter(r["noise"] for r in rows)
     assert dict(counts) == EXPECTED_COUNTS
     assert sum(EXPECTED_COUNTS.values()) == N_PAIRS
-    assert set(NOISE_KINDS) == set(EXPECTED_COUNTS)
+    # The variants are off by default: a web that does not name them is the one it always was.
+    assert set(NOISE_KINDS) == set(EXPECTED_COUNTS) | VARIANT_KINDS
+    assert NoiseMix().counts(N_PAIRS) == EXPECTED_COUNTS | dict.fromkeys(VARIANT_KINDS, 0)
+
+
+@pytest.mark.parametrize(
+    ("mix", "clean"),
+    [(NoiseMix(), 0.45), (DEMO_MIX, 0.22)],
+    ids=["default", "demo"],
+)
+def test_mixes_sum_to_one_in_noise_kinds_order(mix: NoiseMix, clean: float) -> None:
+    fractions = mix.fractions()
+    assert tuple(fractions) == NOISE_KINDS
+    assert sum(fractions.values()) == pytest.approx(1.0, abs=1e-9)
+    assert fractions["clean"] == clean
+
+
+def test_demo_mix_plants_every_variant() -> None:
+    assert {k: DEMO_MIX.fractions()[k] for k in VARIANT_KINDS} == dict.fromkeys(VARIANT_KINDS, 0.02)
+    assert DEMO_MIX.mismatched_caption == 0.25
+    counts = DEMO_MIX.counts(8000)
+    assert {k: counts[k] for k in VARIANT_KINDS} == dict.fromkeys(VARIANT_KINDS, 160)
+    assert counts["clean"] == 1760
 
 
 def test_custom_mix_and_invalid_mix() -> None:
@@ -312,7 +337,11 @@ def test_exact_duplicates_copy_an_earlier_clean_row(web: SyntheticWeb, rows: lis
             web.files_dir / original["path"]
         ).read_bytes()
     for r in rows:
-        assert (r["duplicate_of"] is not None) == (r["noise"].startswith(("exact_", "near_")))
+        assert (r["duplicate_of"] is not None) == (r["noise"] in DUPLICATE_KINDS)
+    assert VARIANT_KINDS < DUPLICATE_KINDS
+    assert {k for k in NOISE_KINDS if k.startswith(("exact_", "near_", "variant_"))} == (
+        DUPLICATE_KINDS
+    )
 
 
 def test_near_duplicates_are_close_in_phash_and_clean_images_far(
@@ -355,20 +384,26 @@ def test_near_duplicate_reencode_is_lower_quality(web: SyntheticWeb, rows: list[
         assert new < (web.files_dir / original["path"]).stat().st_size
 
 
+HUES = {"red": 0, "orange": 29, "yellow": 51, "green": 129, "blue": 227, "purple": 281}
+
+
+def _shape_colour(path: Path, min_chroma: int = 100) -> str:
+    """The class colour nearest in hue to a picture's strongly coloured pixels (its shape)."""
+    with Image.open(path) as img:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.float64).reshape(-1, 3)
+    # Chroma (max - min), not HSV saturation: dark background pixels are "saturated" too.
+    chroma = rgb.max(axis=1) - rgb.min(axis=1)
+    shape = rgb[chroma > min_chroma]
+    assert len(shape) > 0.01 * len(rgb), path
+    red, green, blue = shape.mean(axis=0)
+    hue = np.degrees(np.arctan2(np.sqrt(3) * (green - blue), 2 * red - green - blue)) % 360
+    return min(HUES, key=lambda c: min(abs(hue - HUES[c]), 360 - abs(hue - HUES[c])))
+
+
 def test_pictures_show_the_class_colour(web: SyntheticWeb, rows: list[dict]) -> None:
     """The strongly coloured pixels of a clean picture (the shape) have its class colour's hue."""
-    hues = {"red": 0, "orange": 29, "yellow": 51, "green": 129, "blue": 227, "purple": 281}
     for r in _by_noise(rows, "clean")[:90]:
-        with Image.open(web.files_dir / r["path"]) as img:
-            rgb = np.asarray(img, dtype=np.float64).reshape(-1, 3)
-        # Chroma (max - min), not HSV saturation: dark background pixels are "saturated" too.
-        chroma = rgb.max(axis=1) - rgb.min(axis=1)
-        shape = rgb[chroma > 100]
-        assert len(shape) > 0.01 * len(rgb)
-        red, green, blue = shape.mean(axis=0)
-        hue = np.degrees(np.arctan2(np.sqrt(3) * (green - blue), 2 * red - green - blue)) % 360
-        nearest = min(hues, key=lambda c: min(abs(hue - hues[c]), 360 - abs(hue - hues[c])))
-        assert nearest == r["label"].split()[0], (r["label"], hue)
+        assert _shape_colour(web.files_dir / r["path"]) == r["label"].split()[0], r["label"]
 
 
 def test_write_input_parquet(web: SyntheticWeb, rows: list[dict], tmp_path: Path) -> None:
@@ -419,3 +454,164 @@ def test_generation_is_fast(tmp_path: Path) -> None:
     generate_web(tmp_path, n_pairs=200, seed=2)
     # 2000 pairs take ~9 s on 2 busy cores; this loose bound only catches a gross regression.
     assert time.monotonic() - started < 6.0
+
+
+# A web with each variant at 4 %, taken out of clean: 8 of each in 200 pairs.
+VARIANT_MIX = NoiseMix(clean=0.29, **dict.fromkeys(VARIANT_KINDS, 0.04))
+VARIANT_PAIRS = 200
+
+
+@pytest.fixture(scope="module")
+def variant_web(tmp_path_factory: pytest.TempPathFactory) -> SyntheticWeb:
+    return generate_web(
+        tmp_path_factory.mktemp("variants"), n_pairs=VARIANT_PAIRS, seed=7, mix=VARIANT_MIX
+    )
+
+
+@pytest.fixture(scope="module")
+def variant_rows(variant_web: SyntheticWeb) -> list[dict]:
+    return load_ground_truth(variant_web).to_pylist()
+
+
+def _pixels(web: SyntheticWeb, row: dict) -> np.ndarray:
+    with Image.open(web.files_dir / row["path"]) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.float32)
+
+
+def _shape_pixels(pixels: np.ndarray) -> int:
+    return int(((pixels.max(axis=2) - pixels.min(axis=2)) > 100).sum())
+
+
+def test_variant_counts(variant_rows: list[dict]) -> None:
+    counts = collections.Counter(r["noise"] for r in variant_rows)
+    assert {k: counts[k] for k in VARIANT_KINDS} == dict.fromkeys(VARIANT_KINDS, 8)
+    assert counts["clean"] == 58
+    assert sum(counts.values()) == VARIANT_PAIRS
+
+
+@pytest.mark.parametrize("kind", sorted(VARIANT_KINDS))
+def test_variants_copy_an_earlier_clean_row_with_its_label(
+    variant_web: SyntheticWeb, variant_rows: list[dict], kind: str
+) -> None:
+    """Like every copy: a clean original, before it in gt_id order, its label, another caption,
+    the same picture size, other bytes, and the shape still in the class colour."""
+    variants = _by_noise(variant_rows, kind)
+    assert len(variants) == 8
+    for r in variants:
+        original = variant_rows[r["duplicate_of"]]
+        assert original["noise"] == "clean"
+        assert original["gt_id"] < r["gt_id"]
+        assert r["label"] == r["caption_label"] == original["label"]
+        assert r["label"] in r["caption"].lower()
+        assert r["caption"] != original["caption"]
+        assert r["language"] == "en"
+        assert (r["width"], r["height"]) == (original["width"], original["height"])
+        data = (variant_web.files_dir / r["path"]).read_bytes()
+        assert data != (variant_web.files_dir / original["path"]).read_bytes()
+        # A colour filter darkens the shape towards the corners: a lower chroma bar for it.
+        colour = _shape_colour(variant_web.files_dir / r["path"], min_chroma=60)
+        assert colour == r["label"].split()[0], (kind, r["gt_id"])
+    for r in variant_rows:
+        assert (r["duplicate_of"] is not None) == (r["noise"] in DUPLICATE_KINDS)
+
+
+# kind -> (mean |variant - original| over the picture at least, and what else holds).
+def test_variant_crop_is_a_real_crop_with_the_shape_in_view(
+    variant_web: SyntheticWeb, variant_rows: list[dict]
+) -> None:
+    for r in _by_noise(variant_rows, "variant_crop"):
+        new, old = _pixels(variant_web, r), _pixels(variant_web, variant_rows[r["duplicate_of"]])
+        # Far more than a re-encode (about 1 level): the picture moved and grew.
+        assert np.abs(new - old).mean() > 8, r["gt_id"]
+        # The whole shape stays in the crop and is scaled up with it: 3-8 % off each side of an
+        # axis makes it 1.06 to 1.19 times as long, so 1.1 to 1.42 times the area (a side the
+        # shape touches is cut less).
+        assert 1.05 < _shape_pixels(new) / _shape_pixels(old) < 1.45, r["gt_id"]
+
+
+def test_variant_flip_is_the_mirror_image(
+    variant_web: SyntheticWeb, variant_rows: list[dict]
+) -> None:
+    for r in _by_noise(variant_rows, "variant_flip"):
+        new, old = _pixels(variant_web, r), _pixels(variant_web, variant_rows[r["duplicate_of"]])
+        assert np.abs(new - old[:, ::-1]).mean() < 1.0
+        assert np.abs(new - old).mean() > 10
+
+
+def test_variant_colour_keeps_the_layout(
+    variant_web: SyntheticWeb, variant_rows: list[dict]
+) -> None:
+    for r in _by_noise(variant_rows, "variant_colour"):
+        new, old = _pixels(variant_web, r), _pixels(variant_web, variant_rows[r["duplicate_of"]])
+        assert np.abs(new - old).mean() > 5
+        # Same picture, other tones: grey levels still follow the original's closely.
+        correlation = np.corrcoef(new.mean(axis=2).ravel(), old.mean(axis=2).ravel())[0, 1]
+        assert correlation > 0.8, r["gt_id"]
+
+
+def test_variant_overlay_changes_only_a_band(
+    variant_web: SyntheticWeb, variant_rows: list[dict]
+) -> None:
+    for r in _by_noise(variant_rows, "variant_overlay"):
+        new, old = _pixels(variant_web, r), _pixels(variant_web, variant_rows[r["duplicate_of"]])
+        height = new.shape[0]
+        # The band covers 15-22 % of the height, at the top or the bottom: the middle is untouched
+        # but for JPEG's blocks, and one 15 % edge strip is darkened (text drawn on it).
+        middle = slice(int(0.22 * height) + 8, int(0.78 * height) - 8)
+        assert np.abs(new[middle] - old[middle]).mean() < 1.0
+        strip = int(0.15 * height)
+        top, bottom = (np.abs(new[s] - old[s]).mean() for s in (np.s_[:strip], np.s_[-strip:]))
+        assert max(top, bottom) > 30 and min(top, bottom) < 1.0, r["gt_id"]
+        assert _shape_pixels(new) >= 0.9 * _shape_pixels(old)
+
+
+@pytest.mark.parametrize(
+    ("kind", "min_median_bits"),
+    [
+        # What these variants are for: copies beyond pHash's default radius (6 bits), most of
+        # them. A mirror puts pHash as far as an unrelated picture; crops and overlays a little
+        # less; a colour filter stays within pHash's reach (it sees grey levels, normalised).
+        ("variant_flip", 24),
+        ("variant_crop", 7),
+        ("variant_overlay", 7),
+    ],
+)
+def test_variants_move_phash(
+    variant_web: SyntheticWeb, variant_rows: list[dict], kind: str, min_median_bits: int
+) -> None:
+    imagehash = pytest.importorskip("imagehash")
+
+    def phash(row: dict):
+        with Image.open(variant_web.files_dir / row["path"]) as img:
+            return imagehash.phash(img)
+
+    bits = [
+        phash(r) - phash(variant_rows[r["duplicate_of"]]) for r in _by_noise(variant_rows, kind)
+    ]
+    assert np.median(bits) >= min_median_bits, sorted(bits)
+
+
+def test_variant_web_is_deterministic(tmp_path: Path, variant_web: SyntheticWeb) -> None:
+    again = generate_web(tmp_path / "again", n_pairs=VARIANT_PAIRS, seed=7, mix=VARIANT_MIX)
+    assert _tree(again.root) == _tree(variant_web.root)
+    other = generate_web(tmp_path / "other", n_pairs=60, seed=8, mix=VARIANT_MIX)
+    assert load_ground_truth(other).num_rows == 60
+
+
+def test_variants_do_not_change_the_other_rows_pixels(tmp_path: Path) -> None:
+    """Pixels come from each row's own stream: a variant's draws never shift another picture.
+    Two webs whose plans differ only in kinds of copies draw identical originals."""
+    flips = NoiseMix(clean=0.37, variant_flip=0.08)
+    crops = NoiseMix(clean=0.37, variant_crop=0.08)
+    a = generate_web(tmp_path / "a", n_pairs=100, seed=4, mix=flips)
+    b = generate_web(tmp_path / "b", n_pairs=100, seed=4, mix=crops)
+    rows_a, rows_b = load_ground_truth(a).to_pylist(), load_ground_truth(b).to_pylist()
+    # Same counts per kind, so the same plan but for the copies' kind names.
+    assert [r["noise"].replace("variant_flip", "variant_crop") for r in rows_a] == [
+        r["noise"] for r in rows_b
+    ]
+    tree_a, tree_b = _tree(a.files_dir), _tree(b.files_dir)
+    for ra in rows_a:
+        if ra["noise"] in ("variant_flip",) or ra["path"] not in tree_a:
+            continue
+        assert tree_a[ra["path"]] == tree_b[ra["path"]], ra["gt_id"]

@@ -224,6 +224,11 @@ class SemanticDedupConfig:
     max_sample: int = 200_000
     iterations: int = 100  # SemDeDup's reference: 100 iterations, seed 1234
     seed: int = 1234
+    # The pass is refused (a warning and stats.json say why) when more than this fraction of
+    # the k-means sample has another sample point within cosine 1 - eps: in a sparse sample
+    # those are distinct images, so the model cannot tell them from copies at this eps (the
+    # demo's bootstrapped 36-class model: median nearest cosine 0.997). 1 never refuses.
+    max_sample_neighbour_fraction: float = 0.5
     # Rows of one block of the pairwise similarities (NeMo Curator compares in batches of 1,024).
     block_rows: int = 1024
 
@@ -240,6 +245,10 @@ class SemanticDedupConfig:
             )
         if self.block_rows < 1:
             raise ConfigError("config dedup.semantic.block_rows: must be >= 1")
+        if not 0.0 <= self.max_sample_neighbour_fraction <= 1.0:
+            raise ConfigError(
+                "config dedup.semantic.max_sample_neighbour_fraction: must be in [0, 1]"
+            )
 
 
 @dataclass(frozen=True)

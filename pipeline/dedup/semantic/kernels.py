@@ -137,3 +137,22 @@ def best_match(
         index[better] = start + arg[better]
         best[better] = val[better]
     return index, best
+
+
+def neighbour_fraction(
+    points: np.ndarray, threshold: float, max_points: int = 10_000, block_rows: int = 1024
+) -> tuple[float, float]:
+    """(fraction of rows whose nearest other row has cosine >= threshold, median of that nearest
+    cosine) over the first `max_points` rows: how crowded the embedding space is at a threshold.
+    On a sparse random sample of a pool, real duplicates rarely meet, so a high fraction means
+    that distinct images sit within the threshold of each other."""
+    points = points[:max_points]
+    if len(points) < 2:
+        return 0.0, 0.0
+    nearest = np.full(len(points), -np.inf, np.float32)
+    for start in range(0, len(points), block_rows):
+        sims = points[start : start + block_rows] @ points.T
+        rows = np.arange(sims.shape[0])
+        sims[rows, start + rows] = -np.inf  # not itself
+        nearest[start : start + block_rows] = sims.max(axis=1)
+    return float(np.mean(nearest >= threshold)), float(np.median(nearest))

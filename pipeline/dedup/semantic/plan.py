@@ -20,6 +20,7 @@ from pipeline.config import DedupConfig, SemanticDedupConfig
 from pipeline.dedup.semantic.kernels import (
     best_match,
     nearest_centroids,
+    neighbour_fraction,
     normalise,
     similar_pairs,
     spherical_kmeans,
@@ -73,17 +74,50 @@ def _sample(frame: DataFrame, n: int, wanted: int, seed: int) -> np.ndarray:
     return normalise(to_matrix(rows.column("image_embedding")))
 
 
-def train_centroids(frame: DataFrame, n: int, cfg: SemanticDedupConfig) -> tuple[np.ndarray, dict]:
+def sample_embeddings(frame: DataFrame, n: int, cfg: SemanticDedupConfig) -> np.ndarray:
+    """The seeded k-means sample of `frame` (uid, image_embedding): at most sample_per_cluster
+    a centroid and max_sample in all, normalised."""
+    wanted = min(n, cfg.max_sample, cfg.sample_per_cluster * cluster_count(n, cfg))
+    return _sample(frame, n, wanted, cfg.seed)
+
+
+def train_centroids(
+    frame: DataFrame, n: int, cfg: SemanticDedupConfig, sample: np.ndarray | None = None
+) -> tuple[np.ndarray, dict]:
     """Spherical k-means centroids (k x d) on a sample of `frame` (uid, image_embedding)."""
-    k = cluster_count(n, cfg)
-    wanted = min(n, cfg.max_sample, cfg.sample_per_cluster * k)
-    points = _sample(frame, n, wanted, cfg.seed)
-    centroids, rounds = spherical_kmeans(points, k, cfg.iterations, cfg.seed)
+    points = sample_embeddings(frame, n, cfg) if sample is None else sample
+    centroids, rounds = spherical_kmeans(points, cluster_count(n, cfg), cfg.iterations, cfg.seed)
     return centroids, {
         "clusters": len(centroids),
         "kmeans_sample": len(points),
         "kmeans_iterations": rounds,
     }
+
+
+def separation_check(sample: np.ndarray, cfg: SemanticDedupConfig) -> tuple[dict, str | None]:
+    """(figures, refusal): whether the embedding tells distinct images apart at 1 - eps.
+
+    In a sparse random sample of the pool, real duplicates rarely meet, so a sample point's
+    nearest other sample point is a distinct image. When more than
+    dedup.semantic.max_sample_neighbour_fraction of them are within cosine 1 - eps, the model
+    puts distinct images that close together (the demo's bootstrapped 36-class model: median
+    nearest-neighbour cosine 0.997), and the pass would merge most of the pool: it is refused
+    (a warning, and the figures in stats.json), not run."""
+    threshold = 1.0 - cfg.eps
+    fraction, median = neighbour_fraction(sample, threshold, block_rows=cfg.block_rows)
+    figures = {
+        "sample_neighbour_fraction": round(fraction, 4),
+        "sample_median_neighbour_cosine": round(median, 4),
+    }
+    if fraction <= cfg.max_sample_neighbour_fraction:
+        return figures, None
+    return figures, (
+        f"{fraction:.0%} of a {len(sample):,}-embedding sample have a neighbour at cosine >= "
+        f"{threshold:.4f} (median nearest cosine {median:.4f}): this model does not tell "
+        f"distinct images apart at dedup.semantic.eps={cfg.eps:g}; semantic pass not run "
+        "(lower eps, use a stronger CLIP model, or raise "
+        "dedup.semantic.max_sample_neighbour_fraction)"
+    )
 
 
 def _assign_batches(
@@ -138,19 +172,22 @@ def _pair_batches(
     yield from flush()
 
 
-def semantic_pairs(frame: DataFrame, cfg: SemanticDedupConfig) -> tuple[DataFrame, dict]:
+def semantic_pairs(
+    frame: DataFrame, cfg: SemanticDedupConfig, sample: np.ndarray | None = None
+) -> tuple[DataFrame, dict]:
     """Pairs (a, b, cosine) of nodes with cosine >= 1 - eps, each once, a < b, and the figures.
 
     `frame` has columns node (long, unique), uid and image_embedding (float16 bytes). Pairs are
     searched within k-means clusters only (SemDeDup's approximation: a pair split by a cluster
-    border is missed unless assignments >= 2; make bench-semdedup measures the recall)."""
+    border is missed unless assignments >= 2; make bench-semdedup measures the recall).
+    `sample`: the k-means sample when the caller has drawn it already."""
     frame = frame.select("node", "uid", "image_embedding").localCheckpoint()
     n = frame.count()
     if n < 2:
         spark = frame.sparkSession
         return spark.createDataFrame([], "a long, b long, cosine float"), {"embeddings": n}
     started = time.perf_counter()
-    centroids, figures = train_centroids(frame, n, cfg)
+    centroids, figures = train_centroids(frame, n, cfg, sample)
     # Logged, not in stats.json (whose entries are the same on every rerun but for "seconds").
     log.info(
         "dedup: k-means: %d centroids on %d sampled embeddings, %d iterations, %.1f s",
@@ -282,6 +319,20 @@ def semantic_decisions(
         F.lit(None).cast("string").alias("detail"),
     )
     samples = samples.filter(F.col("image_embedding").isNotNull()).localCheckpoint()
+    n = samples.count()
+    sample = sample_embeddings(samples, n, sem) if n else None
+    if sample is not None:
+        check, refusal = separation_check(sample, sem)
+        figures.update(check)
+        if refusal is not None:
+            log.warning("dedup: %s", refusal)
+            figures["skipped"] = refusal
+            kept = samples.select(
+                "uid",
+                F.lit(None).cast("string").alias("reason"),
+                F.lit(None).cast("string").alias("detail"),
+            )
+            return kept.unionByName(unembedded), figures
     dropped_eval = None
     if references is not None and len(references):
         dropped_eval = eval_overlap(
@@ -290,7 +341,7 @@ def semantic_decisions(
         figures["eval_embeddings"] = len(references)
         samples = samples.join(dropped_eval.select("uid"), "uid", "left_anti")
     numbered = samples.withColumn("node", F.monotonically_increasing_id()).localCheckpoint()
-    pairs, search = semantic_pairs(numbered, sem)
+    pairs, search = semantic_pairs(numbered, sem, sample)
     figures.update(search)
     components, rounds = connected_components(pairs.select("a", "b"), cfg.max_iterations)
     figures["component_rounds"] = rounds

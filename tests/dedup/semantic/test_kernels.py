@@ -10,6 +10,7 @@ import pytest
 from pipeline.dedup.semantic.kernels import (
     best_match,
     nearest_centroids,
+    neighbour_fraction,
     normalise,
     similar_pairs,
     spherical_kmeans,
@@ -92,3 +93,11 @@ def test_best_match_finds_the_closest_reference_across_blocks():
     index, cosine = best_match(points, refs, block_rows=16)
     assert index.tolist() == [7, 41, 3]
     assert np.allclose(cosine, 1.0, atol=1e-5)
+
+
+def test_neighbour_fraction_counts_rows_with_a_close_neighbour():
+    # Rows 0-1 are one picture twice; 2-4 are orthogonal.
+    points = np.vstack([np.eye(4, dtype=np.float32)[[0, 0]], np.eye(4, dtype=np.float32)[1:4]])
+    fraction, median = neighbour_fraction(points, 0.99, block_rows=2)
+    assert (fraction, median) == (0.4, 0.0)
+    assert neighbour_fraction(points[:1], 0.5) == (0.0, 0.0)

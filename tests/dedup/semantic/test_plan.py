@@ -134,3 +134,25 @@ def test_eval_overlap_in_embedding_space_and_rows_without_embedding(spark):
     name, cosine = evals[f"{5:032x}"].split(" cosine ")
     assert name == "eval image b.jpg" and 0.98 <= float(cosine) < 1.0
     assert figures["eval_embeddings"] == 2
+
+
+@pytest.mark.parametrize(("limit", "refused"), [(0.5, True), (1.0, False)])
+def test_a_model_that_cannot_tell_images_apart_is_refused(spark, limit, refused):
+    """Embeddings all within a hair of one direction (a collapsed model): at eps 0.01 every
+    sample point has a neighbour, so the pass is refused and nothing is dropped."""
+    rng = np.random.default_rng(8)
+    points = normalise(1.0 + 0.01 * rng.standard_normal((40, 16)).astype(np.float32))
+    cfg = semantic(f"dedup.semantic.max_sample_neighbour_fraction={limit}")
+    out, figures = semantic_decisions(
+        frame(spark, points, area=[1] * 40), cfg, keep_order("auto", False)
+    )
+    dropped = out.filter(F.col("reason").isNotNull()).count()
+    assert out.count() == 40
+    assert figures["sample_neighbour_fraction"] == 1.0
+    if refused:
+        assert dropped == 0
+        assert (
+            "does not tell distinct images apart at dedup.semantic.eps=0.01" in figures["skipped"]
+        )
+    else:
+        assert dropped == 39 and "skipped" not in figures

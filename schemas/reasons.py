@@ -88,7 +88,8 @@ _ALL = [
     Reason("dedup.exact_duplicate", "same image bytes or same pHash as the cluster's kept sample"),
     Reason(
         "dedup.near_duplicate",
-        "pHash within dedup.max_distance bits of another sample of the cluster",
+        "pHash (or, with dedup.crop_windows, a crop window's or the mirror's pHash) within "
+        "dedup.max_distance bits of another sample's of the cluster",
     ),
     Reason(
         "dedup.eval_overlap",

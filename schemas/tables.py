@@ -78,6 +78,9 @@ ANNOTATION = pa.schema(
         pa.field("sha256", pa.string()),  # of the stored image bytes
         # 64-bit imagehash pHash, as a signed 64-bit integer (two's complement of the hash).
         pa.field("phash", pa.int64()),
+        # pHashes of crop windows and the mirrored frame (pipeline/annotate/window_hash.py), for
+        # crop- and flip-robust near duplicates (dedup.crop_windows).
+        pa.field("window_phashes", pa.list_(pa.int64())),
     ]
 )
 
@@ -119,7 +122,7 @@ SHARD_SAMPLE = pa.schema(
 DEDUP = pa.schema(
     [
         UID,
-        pa.field("cluster", pa.int64()),  # smallest pHash of the cluster's connected component
+        pa.field("cluster", pa.int64()),  # smallest full-frame pHash of the cluster's samples
         pa.field("cluster_size", pa.int64()),
     ]
 )

@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline.annotate.phash import phash_bytes
 from pipeline.annotate.shard_reader import iter_images
+from pipeline.annotate.window_hash import hashes_bytes
 from pipeline.config import ClipConfig
 from pipeline.faults import kill_point
 from schemas.reasons import check
@@ -101,7 +101,7 @@ def annotate_shard(
             seen.add(member.key)
             location = {"offset": member.offset, "image_bytes": len(member.data)}
             try:
-                phash, width, height = phash_bytes(member.data, draft_size)
+                phash, windows, width, height = hashes_bytes(member.data, draft_size)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
                 rows.append(
                     _row(shard, meta, **location, reason=DECODE_ERROR, detail=str(exc)[:300])
@@ -111,7 +111,14 @@ def annotate_shard(
                 sha = hashlib.sha256(member.data).hexdigest()
                 rows.append(
                     _row(
-                        shard, meta, **location, width=width, height=height, sha256=sha, phash=phash
+                        shard,
+                        meta,
+                        **location,
+                        width=width,
+                        height=height,
+                        sha256=sha,
+                        phash=phash,
+                        window_phashes=windows,
                     )
                 )
                 images.append((member.data, meta.get("caption") or ""))

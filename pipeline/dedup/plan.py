@@ -222,6 +222,32 @@ def _hash_frame(spark: SparkSession, hashes) -> DataFrame:
     return spark.createDataFrame(pa.table({"node": values}))
 
 
+def _with_window_links(edges: DataFrame, windows: DataFrame) -> tuple[DataFrame, int]:
+    """`edges` plus an edge from each sample's pHash to each of its window hashes that matters:
+    one in a near pair, or shared with another sample (identical hashes are one node, so they
+    make no pair). The rest would link a sample only to itself. Returns the edges and the count
+    of window links added."""
+    linked = edges.select(F.col("a").alias("window")).union(
+        edges.select(F.col("b").alias("window"))
+    )
+    shared = (
+        windows.groupBy("window")
+        .agg(F.countDistinct("phash").alias("owners"))
+        .filter(F.col("owners") > 1)
+        .select("window")
+    )
+    # A window equal to another sample's full-frame pHash links the two as well.
+    frames = windows.select(F.col("phash").alias("window"))
+    wanted = linked.union(shared).union(frames).distinct()
+    links = (
+        windows.join(wanted, "window", "left_semi")
+        .select(F.col("phash").alias("a"), F.col("window").alias("b"))
+        .distinct()
+        .localCheckpoint()
+    )
+    return edges.union(links), links.count()
+
+
 def keep_order(keep: str, has_clip_score: bool) -> list:
     """The order in which a duplicate group's members are preferred (first is kept):
     dedup.keep auto = highest clip_score when there is one, else the largest original image;
@@ -250,6 +276,11 @@ def dedup_decisions(
             "area"
         ),
         *(["clip_score"] if "clip_score" in annotations.columns else []),
+        *(
+            ["window_phashes"]
+            if cfg.crop_windows and "window_phashes" in annotations.columns
+            else []
+        ),
     ).filter(F.col("phash").isNotNull())
     figures: dict = {"max_distance": cfg.max_distance}
 
@@ -288,15 +319,34 @@ def dedup_decisions(
     # Near-duplicate graph over distinct hashes: identical hashes (and identical bytes, which
     # hash identically) collapse into one node, so a picture repeated a million times is one
     # node, not a million-squared join.
-    nodes = clean.select(F.col("phash").alias("node")).distinct()
+    nodes = clean.select(F.col("phash").alias("node"))
+    windows = None
+    if "window_phashes" in clean.columns:
+        # Crop windows and the mirror (dedup.crop_windows): their hashes are nodes of the same
+        # index, so any hash of one sample within the radius of any hash of another links them.
+        windows = clean.select("phash", F.explode("window_phashes").alias("window")).filter(
+            F.col("window") != F.col("phash")
+        )
+        nodes = nodes.unionByName(windows.select(F.col("window").alias("node")))
+    nodes = nodes.distinct()
     edges, search_figures = near_pairs(nodes, None, cfg)
-    edges = edges.localCheckpoint()
-    components, rounds = connected_components(edges, cfg.max_iterations)
+    edges = edges.select("a", "b").localCheckpoint()
     figures.update(search_figures)
-    figures.update(near_pairs=edges.count(), component_rounds=rounds)
+    figures["near_pairs"] = edges.count()
+    if windows is not None:
+        edges, figures["window_links"] = _with_window_links(edges, windows)
+    components, rounds = connected_components(edges, cfg.max_iterations)
+    figures["component_rounds"] = rounds
 
-    clustered = clean.join(components, clean.phash == components.node, "left").select(
-        *clean.columns, F.coalesce("component", "phash").alias("cluster")
+    # A cluster is named by the smallest full-frame pHash of its samples (a component may be
+    # named by a window hash).
+    clustered = (
+        clean.join(components, clean.phash == components.node, "left")
+        .withColumn("component", F.coalesce("component", "phash"))
+        .select(
+            *clean.columns,
+            F.min("phash").over(Window.partitionBy("component")).alias("cluster"),
+        )
     )
     order = keep_order(cfg.keep, "clip_score" in clean.columns)
     cluster = Window.partitionBy("cluster")

@@ -32,7 +32,7 @@ FORCE ?=
 BENCH_ARGS ?=
 
 .PHONY: install test test-fast lint format $(STAGES) run status report train demo \
-	bench-ingest bench-download bench-phash bench-dedup bench-clip bench-shard bench-train clean \
+	bench-ingest bench-download bench-phash bench-dedup bench-crop-hash bench-semdedup bench-clip bench-shard bench-train clean \
 	package submit cluster-up cluster-down
 
 install: $(VENV)/.installed
@@ -93,6 +93,12 @@ bench-phash: install
 
 bench-dedup: install
 	$(PY) -m benchmarks.bench_dedup $(BENCH_ARGS)
+
+bench-crop-hash: install
+	$(PY) -m benchmarks.bench_crop_hash $(BENCH_ARGS)
+
+bench-semdedup: install
+	$(PY) -m benchmarks.bench_semdedup $(BENCH_ARGS)
 
 bench-shard: install
 	$(PY) -m benchmarks.bench_shard

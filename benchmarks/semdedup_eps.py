@@ -5,7 +5,7 @@ is complete with CLIP image embeddings, runs the dedup plan (pHash pass, then se
 per eps, in memory (the run directory is not written), and scores each against the planted
 copies with the report's own scoring (`score_dedup_against_truth`): recall per planted kind,
 semantic drops, and drops that merged distinct pictures. Also the pHash pass alone (semantic
-off) as the baseline row.
+off) as the baseline row, and the default dedup.semantic settings (the separation check on).
 
     python -m benchmarks.semdedup_eps --run-dir runs/demo [--eps 0.0025,0.005,0.01,0.02,0.05]
 """
@@ -17,12 +17,13 @@ import dataclasses
 import logging
 import sys
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import functions as F
 
-from pipeline.config import load_config
+from pipeline.config import SemanticDedupConfig, load_config
 from pipeline.dedup.plan import decide
 from pipeline.logs import setup_logging
 from pipeline.report.ground_truth import score_dedup_against_truth
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], help="further config overrides")
     args = parser.parse_args(argv)
     setup_logging(False)
-    run = RunDir(args.run_dir)
+    run = RunDir(Path(args.run_dir).resolve())
     base = load_config(run.config_file if run.config_file.is_file() else None, args.set)
     spark = get_spark(base.spark)
     annotations = spark.read.parquet(str(run.annotations))
@@ -82,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     ingest = run.stats()["stages"]["ingest"]
     pairs = recover_input_pairs(ingest.get("input", ""), base.ingest)
     rows = []
-    settings = [("pHash only", dataclasses.replace(base.dedup.semantic, enabled=False))]
+    settings = [
+        ("pHash only", dataclasses.replace(base.dedup.semantic, enabled=False)),
+        ("defaults", SemanticDedupConfig()),
+    ]
     for eps in (float(e) for e in args.eps.split(",")):
         settings.append((f"eps {eps:g}", dataclasses.replace(base.dedup.semantic, eps=eps)))
     for label, semantic in settings:

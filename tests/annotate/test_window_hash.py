@@ -72,7 +72,7 @@ def _package_photo(package: str, folder: str, name: str) -> Image.Image:
     if spec is None or not spec.submodule_search_locations:
         dist = {"skimage": "scikit-image", "sklearn": "scikit-learn"}.get(package, package)
         pytest.skip(
-            f"{dist} not installed: its sample photographs come with `pip install -e .[bench]`"
+            f"{dist} not installed: its sample photographs come with `pip install -e .[dev]`"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / folder / name
     with Image.open(path) as image:

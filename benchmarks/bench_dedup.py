@@ -253,7 +253,7 @@ class Case:
         return self.search_s + self.components_s
 
 
-def _mb(b: float) -> str:
+def mib(b: float) -> str:
     return f"{b / 2**20:,.0f} MiB"
 
 
@@ -315,15 +315,15 @@ def report_case(case: Case) -> None:
     report_rate(name, case.n, case.seconds, "hashes/s")
     m = case.memory
     print(
-        f"memory n={case.n:,} k={case.k} (peak RSS): driver python {_mb(m.get('driver', 0))}, "
-        f"JVM {_mb(m.get('jvm', 0))}, python workers {_mb(m.get('workers', 0))}, "
-        f"all together {_mb(m.get('total', 0))}"
+        f"memory n={case.n:,} k={case.k} (peak RSS): driver python {mib(m.get('driver', 0))}, "
+        f"JVM {mib(m.get('jvm', 0))}, python workers {mib(m.get('workers', 0))}, "
+        f"all together {mib(m.get('total', 0))}"
     )
     (wb, wr, rb), (cwb, cwr, _) = case.search_shuffle, case.components_shuffle
     print(
-        f"shuffle n={case.n:,} k={case.k}: search writes {_mb(wb)} in {wr:,} records "
-        f"(planned index rows {f.get('planned_shuffle_rows', 0):,}), reads {_mb(rb)}; "
-        f"components write {_mb(cwb)} in {cwr:,} records"
+        f"shuffle n={case.n:,} k={case.k}: search writes {mib(wb)} in {wr:,} records "
+        f"(planned index rows {f.get('planned_shuffle_rows', 0):,}), reads {mib(rb)}; "
+        f"components write {mib(cwb)} in {cwr:,} records"
     )
 
 

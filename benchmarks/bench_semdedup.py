@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.bench_dedup import (
     MemoryPoller,
-    _mb,
+    mib,
     parse_count,
     shuffle_between,
     stage_snapshot,
@@ -388,14 +388,14 @@ def report_case(case: Case, mix: Mix, cfg: SemanticDedupConfig, cores: int) -> N
     )
     m = case.memory
     print(
-        f"memory {tag} (peak RSS): driver python {_mb(m.get('driver', 0))}, JVM "
-        f"{_mb(m.get('jvm', 0))}, python workers {_mb(m.get('workers', 0))}, all together "
-        f"{_mb(m.get('total', 0))}"
+        f"memory {tag} (peak RSS): driver python {mib(m.get('driver', 0))}, JVM "
+        f"{mib(m.get('jvm', 0))}, python workers {mib(m.get('workers', 0))}, all together "
+        f"{mib(m.get('total', 0))}"
     )
     wb, wr, rb = case.shuffle
     print(
-        f"shuffle {tag}: writes {_mb(wb)} in {wr:,} records, reads {_mb(rb)} "
-        f"(embeddings {_mb(case.n * DIM * 2)})"
+        f"shuffle {tag}: writes {mib(wb)} in {wr:,} records, reads {mib(rb)} "
+        f"(embeddings {mib(case.n * DIM * 2)})"
     )
     if case.centroids is not None:
         sizes = cluster_sizes(mix, case.centroids)

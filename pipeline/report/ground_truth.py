@@ -397,5 +397,5 @@ def format_dedup_truth(result: DedupTruth) -> str:
             lines.append("  ".join([first, *rest]))
         lines.append("")
     if result.unlinked:
-        lines.append(f"{result.unlinked} merge drops not linked to the ground truth")
+        lines.append(f"merge drops not linked to the ground truth: {result.unlinked}")
     return "\n".join(lines).rstrip() + "\n"

@@ -232,7 +232,9 @@ def _dedup_truth_html(truth: pa.Table, pairs: pa.Table, tables: RunTables) -> st
     )
     body += table(DROP_HEADERS, drop_rows(dedup))
     if dedup.unlinked:
-        body += f'<p class="note">{dedup.unlinked:,} drops not linked to the ground truth.</p>'
+        body += (
+            f'<p class="note">Dedup drops not linked to the ground truth: {dedup.unlinked:,}.</p>'
+        )
     return body
 
 

@@ -515,7 +515,6 @@ def test_variants_copy_an_earlier_clean_row_with_its_label(
         assert (r["duplicate_of"] is not None) == (r["noise"] in DUPLICATE_KINDS)
 
 
-# kind -> (mean |variant - original| over the picture at least, and what else holds).
 def test_variant_crop_is_a_real_crop_with_the_shape_in_view(
     variant_web: SyntheticWeb, variant_rows: list[dict]
 ) -> None:
@@ -594,8 +593,6 @@ def test_variants_move_phash(
 def test_variant_web_is_deterministic(tmp_path: Path, variant_web: SyntheticWeb) -> None:
     again = generate_web(tmp_path / "again", n_pairs=VARIANT_PAIRS, seed=7, mix=VARIANT_MIX)
     assert _tree(again.root) == _tree(variant_web.root)
-    other = generate_web(tmp_path / "other", n_pairs=60, seed=8, mix=VARIANT_MIX)
-    assert load_ground_truth(other).num_rows == 60
 
 
 def test_variants_do_not_change_the_other_rows_pixels(tmp_path: Path) -> None:
@@ -612,6 +609,6 @@ def test_variants_do_not_change_the_other_rows_pixels(tmp_path: Path) -> None:
     ]
     tree_a, tree_b = _tree(a.files_dir), _tree(b.files_dir)
     for ra in rows_a:
-        if ra["noise"] in ("variant_flip",) or ra["path"] not in tree_a:
+        if ra["noise"] == "variant_flip" or ra["path"] not in tree_a:
             continue
         assert tree_a[ra["path"]] == tree_b[ra["path"]], ra["gt_id"]

@@ -51,7 +51,7 @@ def report():
         ("alt-text rules (ALIGN, DataComp)", 1, 1, 1, 1.0, 1.0),
         ("language ID (fastText lid.176)", 0, 0, 1, None, 0.0),
         ("download checks (img2dataset + guards)", 1, 1, 1, 1.0, 1.0),
-        ("pHash dedup", 2, 2, 2, 1.0, 1.0),
+        ("dedup (exact, pHash, semantic)", 2, 2, 2, 1.0, 1.0),
         ("CLIP score", 2, 1, 2, 0.5, 0.5),
     ],
 )

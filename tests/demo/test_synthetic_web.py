@@ -136,7 +136,7 @@ def test_noise_counts_are_exactly_the_mix(rows: list[dict]) -> None:
 
 @pytest.mark.parametrize(
     ("mix", "clean"),
-    [(NoiseMix(), 0.45), (DEMO_MIX, 0.22)],
+    [(NoiseMix(), 0.45), (DEMO_MIX, 0.30)],
     ids=["default", "demo"],
 )
 def test_mixes_sum_to_one_in_noise_kinds_order(mix: NoiseMix, clean: float) -> None:
@@ -151,7 +151,7 @@ def test_demo_mix_plants_every_variant() -> None:
     assert DEMO_MIX.mismatched_caption == 0.25
     counts = DEMO_MIX.counts(8000)
     assert {k: counts[k] for k in VARIANT_KINDS} == dict.fromkeys(VARIANT_KINDS, 160)
-    assert counts["clean"] == 1760
+    assert counts["clean"] == 2400
 
 
 def test_custom_mix_and_invalid_mix() -> None:

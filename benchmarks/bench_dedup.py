@@ -253,6 +253,16 @@ class Case:
         return self.search_s + self.components_s
 
 
+def snapshot_or_none(spark):  # type: ignore[no-untyped-def]
+    """`stage_snapshot`, or None (with a warning) when the UI is off or unreachable: the case is
+    then reported without shuffle figures."""
+    try:
+        return stage_snapshot(spark)
+    except Exception as exc:
+        log.warning("no shuffle figures: %s", exc)
+        return None
+
+
 def mib(b: float) -> str:
     return f"{b / 2**20:,.0f} MiB"
 
@@ -265,11 +275,7 @@ def measure(spark, hashes: np.ndarray, k: int, cfg, poller: MemoryPoller, collec
     rows = spark.createDataFrame(pa.table({"node": hashes})).coalesce(partitions).localCheckpoint()
     rows.count()
     case = Case(n=len(hashes), k=k)
-    try:
-        before = stage_snapshot(spark)
-    except Exception as exc:  # the UI is off or unreachable: report without shuffle figures
-        log.warning("no shuffle figures: %s", exc)
-        before = None
+    before = snapshot_or_none(spark)
     poller.reset()
     start = time.perf_counter()
     nodes = rows.select("node").distinct()

@@ -54,6 +54,7 @@ from benchmarks.bench_dedup import (
     mib,
     parse_count,
     shuffle_between,
+    snapshot_or_none,
     stage_snapshot,
 )
 from benchmarks.common import report_rate, report_ratio, timed
@@ -339,11 +340,7 @@ def measure(spark, mix: Mix, cfg: SemanticDedupConfig, poller: MemoryPoller, kme
             lambda: train_centroids(frame, mix.n, cfg)
         )
         frame.unpersist()
-    try:
-        before = stage_snapshot(spark)
-    except Exception as exc:  # the UI is off or unreachable: report without shuffle figures
-        log.warning("no shuffle figures: %s", exc)
-        before = None
+    before = snapshot_or_none(spark)
     poller.reset()
     start = time.perf_counter()
     pairs, case.figures = semantic_pairs(spark.read.parquet(str(mix.path)), cfg)

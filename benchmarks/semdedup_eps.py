@@ -31,18 +31,11 @@ from pipeline.report.input_pairs import recover_input_pairs
 from pipeline.report.run_tables import GROUND_TRUTH
 from pipeline.run_dir import RunDir
 from pipeline.spark.session import get_spark
+from schemas.ground_truth import DUPLICATE_KINDS, NOISE_KINDS
 
 log = logging.getLogger("semdedup_eps")
-KINDS = (
-    "exact_duplicate",
-    "near_duplicate_reencode",
-    "near_duplicate_resize",
-    "near_duplicate_crop",
-    "variant_crop",
-    "variant_flip",
-    "variant_colour",
-    "variant_overlay",
-)
+# The planted copy kinds, in the ground truth's order.
+KINDS = tuple(k for k in NOISE_KINDS if k in DUPLICATE_KINDS)
 SHORT = {k: k.replace("near_duplicate_", "near_").replace("_duplicate", "") for k in KINDS}
 
 

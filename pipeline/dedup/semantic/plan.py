@@ -325,11 +325,11 @@ def semantic_decisions(
     """(uid, reason, detail) for every row of `samples` (uid, image_embedding, area and maybe
     clip_score: the pHash pass's survivors), reason null if kept, and the figures.
 
-    Evaluation overlap first (when `references` holds the dedup.exclude images' embeddings),
-    then SemDeDup groups; the kept sample of a group is the first in `order` (dedup.keep, as
-    the pHash pass), and every other member
-    is `dedup.semantic_duplicate` with detail "<kept uid> cosine <c>" (c: its own cosine with
-    the kept sample, which may be under 1 - eps when the group is a chain)."""
+    The separation check first (a refused pass keeps every row), then evaluation overlap (when
+    `references` holds the dedup.exclude images' embeddings), then SemDeDup groups: the kept
+    sample of a group is the first in `order` (dedup.keep, as in the pHash pass), every other
+    member is `dedup.semantic_duplicate` with detail "<kept uid> cosine <c>" (c: its own cosine
+    with the kept sample, which may be under 1 - eps when the group is a chain)."""
     sem = cfg.semantic
     figures: dict = {"eps": sem.eps}
     # A sample without an embedding (its CLIP scoring failed) has nothing to compare: kept.

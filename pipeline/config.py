@@ -215,6 +215,10 @@ class SemanticDedupConfig:
     # 8,800 a cluster); each cluster's pairs are compared in one task, so its size bounds the work.
     n_clusters: int = 0
     cluster_size: int = 10_000
+    # A cluster larger than this is split by a k-means of its own (ceil(size / cluster_size)
+    # sub-clusters): one task compares a cluster's pairs, so this bounds a task's work to
+    # max_cluster_size^2 / 2 dot products whatever the pool's topics. 0 never splits.
+    max_cluster_size: int = 50_000
     # Nearest centroids a sample joins: 2 also finds pairs that straddle a cluster border, at
     # twice the comparisons (recall measured by make bench-semdedup).
     assignments: int = 1
@@ -235,9 +239,15 @@ class SemanticDedupConfig:
     def validate(self) -> None:
         if not 0.0 <= self.eps < 1.0:
             raise ConfigError(f"config dedup.semantic.eps: must be in [0, 1), got {self.eps}")
-        if self.n_clusters < 0 or self.cluster_size < 1 or self.assignments < 1:
+        if (
+            self.n_clusters < 0
+            or self.cluster_size < 1
+            or self.assignments < 1
+            or (self.max_cluster_size < 0)
+        ):
             raise ConfigError(
-                "config dedup.semantic: n_clusters must be >= 0, cluster_size and assignments >= 1"
+                "config dedup.semantic: n_clusters and max_cluster_size must be >= 0, "
+                "cluster_size and assignments >= 1"
             )
         if self.sample_per_cluster < 1 or self.max_sample < 1 or self.iterations < 1:
             raise ConfigError(

@@ -5,12 +5,13 @@ groups by the same connected components as the pHash pass, one sample kept per g
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -88,14 +89,41 @@ class Clustering:
     direction, and k-means on them as they are puts much of the pool in one central cluster
     whose pairs one task compares (make bench-semdedup, 300k: largest cluster 147k of a mean 10k,
     8x the pairwise work of equal clusters); centred first, 55k and 2.1x. Centring only places
-    the cluster borders: the pairs are still judged by the cosine of the embeddings as stored."""
+    the cluster borders: the pairs are still judged by the cosine of the embeddings as stored.
+
+    `splits`: clusters over dedup.semantic.max_cluster_size, each split by a k-means of its own;
+    centroid index -> (its clustering, the id of its first sub-cluster)."""
 
     centre: np.ndarray  # d: the sample's mean embedding
     centroids: np.ndarray  # k x d, unit rows, in centred space
+    splits: Mapping[int, tuple[Clustering, int]] = field(default_factory=dict)
 
     def assign(self, points: np.ndarray, top: int = 1) -> np.ndarray:
-        """Indices (n x top) of the nearest centroids of unit `points`."""
-        return nearest_centroids(normalise(points - self.centre), self.centroids, top)
+        """Cluster ids (n x top) of unit `points`, nearest first; a split cluster's points get
+        the id of their sub-cluster."""
+        nearest = nearest_centroids(normalise(points - self.centre), self.centroids, top)
+        for index, (sub, first) in self.splits.items():
+            for j in range(nearest.shape[1]):
+                rows = nearest[:, j] == index
+                if rows.any():
+                    nearest[rows, j] = first + sub.assign(points[rows])[:, 0]
+        return nearest
+
+    @property
+    def clusters(self) -> int:
+        """Cluster ids in use: the centroids not split, plus every sub-cluster."""
+        return (
+            len(self.centroids)
+            - len(self.splits)
+            + sum(sub.clusters for sub, _ in self.splits.values())
+        )
+
+
+def fit_clustering(points: np.ndarray, k: int, cfg: SemanticDedupConfig) -> tuple[Clustering, int]:
+    """(Clustering, iterations run): spherical k-means over `points` centred on their mean."""
+    centre = points.mean(axis=0) if len(points) else np.zeros(points.shape[1:], np.float32)
+    centroids, rounds = spherical_kmeans(normalise(points - centre), k, cfg.iterations, cfg.seed)
+    return Clustering(centre.astype(np.float32), centroids), rounds
 
 
 def train_centroids(
@@ -103,15 +131,67 @@ def train_centroids(
 ) -> tuple[Clustering, dict]:
     """Spherical k-means (`Clustering`) on a sample of `frame` (uid, image_embedding)."""
     points = sample_embeddings(frame, n, cfg) if sample is None else sample
-    centre = points.mean(axis=0) if len(points) else np.zeros(0, np.float32)
-    centroids, rounds = spherical_kmeans(
-        normalise(points - centre), cluster_count(n, cfg), cfg.iterations, cfg.seed
-    )
-    return Clustering(centre.astype(np.float32), centroids), {
-        "clusters": len(centroids),
+    clustering, rounds = fit_clustering(points, cluster_count(n, cfg), cfg)
+    return clustering, {
+        "clusters": len(clustering.centroids),
         "kmeans_sample": len(points),
         "kmeans_iterations": rounds,
     }
+
+
+def split_oversized(
+    assigned: DataFrame, clustering: Clustering, cfg: SemanticDedupConfig
+) -> tuple[Clustering, dict]:
+    """`clustering` with every cluster over max_cluster_size split by its own k-means into
+    ceil(size / cluster_size) sub-clusters, trained on a seeded sample of that cluster (256 a
+    sub-centroid, chosen by a hash of the embedding bytes: independent of partitioning). Only
+    the k cluster sizes and the bounded samples reach the driver."""
+    sizes = {
+        int(r["centroid"]): int(r["count"]) for r in assigned.groupBy("centroid").count().collect()
+    }
+    figures = {"largest_cluster": max(sizes.values(), default=0)}
+    limit = cfg.max_cluster_size
+    big = {c: size for c, size in sizes.items() if limit and size > limit}
+    if not big:
+        return clustering, figures
+    wanted = {
+        c: min(size, cfg.sample_per_cluster * math.ceil(size / cfg.cluster_size))
+        for c, size in big.items()
+    }
+    # Per cluster, the rows whose hash falls under a cut of about 1.2x its wanted share (no
+    # wide sort of a big cluster), trimmed on the driver to the wanted count by hash order.
+    spark = assigned.sparkSession
+    cuts = spark.createDataFrame(
+        [(c, int(min(1.0, 1.2 * wanted[c] / big[c]) * (1 << 30))) for c in big],
+        "centroid int, cut long",
+    )
+    rows = (
+        assigned.join(F.broadcast(cuts), "centroid")
+        .withColumn("h", F.xxhash64("image_embedding", F.lit(cfg.seed)))
+        .filter(F.pmod("h", F.lit(1 << 30)) < F.col("cut"))
+        .select("centroid", "h", "node", "image_embedding")
+        .toArrow()
+        .sort_by([("centroid", "ascending"), ("h", "ascending"), ("node", "ascending")])
+    )
+    centroid = rows.column("centroid").to_numpy()
+    points = normalise(to_matrix(rows.column("image_embedding")))
+    splits: dict[int, tuple[Clustering, int]] = {}
+    first = len(clustering.centroids)
+    for c in sorted(big):
+        mine = points[centroid == c][: wanted[c]]
+        sub, _ = fit_clustering(mine, math.ceil(big[c] / cfg.cluster_size), cfg)
+        splits[c] = (sub, first)
+        first += len(sub.centroids)
+    log.warning(
+        "dedup: %d semantic clusters over %d embeddings (largest %d) split into %d by their "
+        "own k-means",
+        len(big),
+        limit,
+        max(big.values()),
+        sum(len(sub.centroids) for sub, _ in splits.values()),
+    )
+    figures["split_clusters"] = len(big)
+    return dataclasses.replace(clustering, splits=splits), figures
 
 
 def separation_check(sample: np.ndarray, cfg: SemanticDedupConfig) -> tuple[dict, str | None]:
@@ -223,6 +303,18 @@ def semantic_pairs(
         functools.partial(_assign_batches, clustering=clustering, top=top),
         ASSIGNED,
     )
+    clustering, split_figures = split_oversized(assigned, clustering, cfg)
+    figures.update(split_figures)
+    if clustering.splits:
+        assigned = map_batches(
+            frame.select("node", "image_embedding"),
+            functools.partial(_assign_batches, clustering=clustering, top=top),
+            ASSIGNED,
+        )
+        figures["largest_cluster"] = (
+            assigned.groupBy("centroid").count().agg(F.max("count")).first()[0]
+        )
+    figures["clusters"] = clustering.clusters
     partitions = max(int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions")), 1)
     grouped = assigned.repartition(partitions, "centroid").sortWithinPartitions("centroid")
     threshold = 1.0 - cfg.eps
@@ -235,13 +327,7 @@ def semantic_pairs(
         # A pair in two shared clusters is found twice.
         pairs = pairs.groupBy("a", "b").agg(F.max("cosine").alias("cosine"))
     pairs = pairs.localCheckpoint()
-    sizes = assigned.groupBy("centroid").count().agg(F.max("count").alias("largest")).first()
-    figures.update(
-        assignments=top,
-        largest_cluster=int(sizes["largest"]) if sizes and sizes["largest"] else 0,
-        threshold=threshold,
-        semantic_pairs=pairs.count(),
-    )
+    figures.update(assignments=top, threshold=threshold, semantic_pairs=pairs.count())
     log.info(
         "dedup: semantic search over %d embeddings in %d clusters (largest %d): %d pairs at "
         "cosine >= %.4f",

@@ -156,3 +156,30 @@ def test_a_model_that_cannot_tell_images_apart_is_refused(spark, limit, refused)
         )
     else:
         assert dropped == 39 and "skipped" not in figures
+
+
+def test_an_oversized_cluster_is_split_and_its_pairs_still_found(spark):
+    """One cluster of 2,060 rows over max_cluster_size 500 is split into ceil(2060 / 200) = 11
+    sub-clusters by a k-means of its own; the near copies are still found, none under the
+    threshold, and the split does not depend on partitioning."""
+    points = families(21, 2000, 32, 60, 0.01)
+    overrides = [
+        "dedup.semantic.eps=0.02",
+        "dedup.semantic.n_clusters=1",
+        "dedup.semantic.cluster_size=200",
+        "dedup.semantic.max_cluster_size=500",
+    ]
+    cfg = semantic(*overrides).semantic
+    stored = normalise(points.astype(np.float16).astype(np.float32))
+    expected = brute(stored, 1 - cfg.eps)
+    results = []
+    for partitions in (1, 5):
+        df = frame(spark, points, partitions).withColumn(
+            "node", F.conv(F.col("uid"), 16, 10).cast("long")
+        )
+        pairs, figures = semantic_pairs(df, cfg)
+        results.append({(r["a"], r["b"]) for r in pairs.collect()})
+        assert figures["split_clusters"] == 1 and figures["clusters"] == 11
+        assert figures["largest_cluster"] < 2060 / 2
+    assert results[0] == results[1]
+    assert results[0] <= expected and len(results[0]) >= 0.9 * len(expected) >= 54

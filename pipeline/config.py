@@ -216,8 +216,8 @@ class SemanticDedupConfig:
     n_clusters: int = 0
     cluster_size: int = 10_000
     # A cluster larger than this is split by a k-means of its own (ceil(size / cluster_size)
-    # sub-clusters): one task compares a cluster's pairs, so this bounds a task's work to
-    # max_cluster_size^2 / 2 dot products whatever the pool's topics. 0 never splits.
+    # sub-clusters, one level): a cluster's pairs are compared in one piece, so this bounds that
+    # piece's work and memory whatever the pool's topics. 0 never splits.
     max_cluster_size: int = 50_000
     # Nearest centroids a sample joins: 2 also finds pairs that straddle a cluster border, at
     # twice the comparisons (recall measured by make bench-semdedup).
@@ -255,6 +255,10 @@ class SemanticDedupConfig:
             )
         if self.block_rows < 1:
             raise ConfigError("config dedup.semantic.block_rows: must be >= 1")
+        if self.max_cluster_size and self.max_cluster_size <= self.cluster_size:
+            raise ConfigError(
+                "config dedup.semantic.max_cluster_size: must be 0 or larger than cluster_size"
+            )
         if not 0.0 <= self.max_sample_neighbour_fraction <= 1.0:
             raise ConfigError(
                 "config dedup.semantic.max_sample_neighbour_fraction: must be in [0, 1]"
@@ -600,15 +604,22 @@ def _apply_override(raw: dict[str, dict[str, Any]], override: str) -> None:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {override!r}: value is not valid YAML ({exc})") from exc
-    # dedup.semantic.eps=0.02 sets key eps of the nested section dedup.semantic.
-    *path, leaf = name.split(".")
+    # dedup.semantic.eps=0.02 sets key eps of the nested section dedup.semantic. Only nested
+    # sections are walked: spark.conf.x.y stays the key "conf.x.y" (refused as unknown).
     target = raw.setdefault(section, {})
-    for part in path:
-        nested = target.setdefault(part, {})
+    cls = _section_types().get(section)
+    walked = section
+    parts = name.split(".")
+    while len(parts) > 1 and cls is not None:
+        hint = typing.get_type_hints(cls).get(parts[0])
+        if not dataclasses.is_dataclass(hint):
+            break
+        walked = f"{walked}.{parts[0]}"
+        nested = target.setdefault(parts.pop(0), {})
         if not isinstance(nested, dict):
-            raise ConfigError(f"--set {override!r}: {section}.{part} is not a section")
-        target = nested
-    target[leaf] = value
+            raise ConfigError(f"--set {override!r}: {walked} is set as a whole already")
+        target, cls = nested, hint
+    target[".".join(parts)] = value
 
 
 def load_config(path: Path | str | None = None, overrides: Iterable[str] = ()) -> Config:

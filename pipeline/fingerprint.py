@@ -49,6 +49,8 @@ def stage_settings(stage: Stage, config: Config, input_path: str | None = None) 
         out.pop(name, None)
     if stage.needs is None and input_path is not None:
         out["input"] = str(input_path)
+    if stage.version:
+        out["output_version"] = stage.version
     return dict(sorted(out.items()))
 
 

@@ -32,6 +32,9 @@ class Stage:
     # "module:function"(config, input_path): checks, before any stage of a run starts, what this
     # stage will need (models, files), raising InputError; None when there is nothing to check.
     preflight: str | None = None
+    # Raised when the code changes what the stage writes with the same settings (a new column),
+    # so that outputs written before are stale, not complete. Part of the fingerprint.
+    version: int = 0
 
 
 STAGES: tuple[Stage, ...] = (
@@ -76,6 +79,8 @@ STAGES: tuple[Stage, ...] = (
         ),
         ignore=("annotate.batch_rows",),
         preflight="pipeline.annotate.stage:preflight",
+        # 1: window_phashes always, image_embedding whenever CLIP runs.
+        version=1,
     ),
     Stage(
         name="dedup",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipeline.config import dump_yaml, ingest_columns, load_config
@@ -100,3 +102,24 @@ def test_explicit_columns_override_the_preset():
     cfg = load_config(None, ["ingest.preset=laion", "ingest.caption_col=ALT"])
     assert ingest_columns(cfg.ingest)["caption_col"] == "ALT"
     assert ingest_columns(cfg.ingest)["url_col"] == "URL"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # A mapping setting is not walked into: its dotted keys are refused, not mangled.
+        ("spark.conf.spark.executor.memory=4g", "unknown key spark.conf.spark.executor.memory"),
+        ("dedup.semantic.eps.x=1", "unknown key dedup.semantic.eps.x"),
+        ("dedup.semantic.nope=1", "unknown key dedup.semantic.nope (known keys of dedup.semantic"),
+        ("dedup.semantic=0.5", "config dedup.semantic: expected a mapping, got 0.5"),
+    ],
+)
+def test_nested_overrides_are_checked(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [override])
+
+
+def test_a_nested_section_is_set_by_its_dotted_keys():
+    config = load_config(None, ["dedup.semantic.eps=0.02", "dedup.semantic.assignments=2"])
+    assert (config.dedup.semantic.eps, config.dedup.semantic.assignments) == (0.02, 2)
+    assert config.dedup.max_distance == 6

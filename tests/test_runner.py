@@ -3,6 +3,7 @@ changed settings rerun the stage and everything after it, --force, and `curate s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 
@@ -240,3 +241,12 @@ def test_a_new_stage_is_one_registry_entry_and_its_own_package(run, monkeypatch)
         [name, "complete"]
         for name in ("ingest", "download", "annotate", "dedup", "select", "noop", "shard")
     ]
+
+
+def test_a_new_output_version_makes_older_outputs_stale():
+    """Annotate's output gained columns (window hashes, image embeddings) with the same
+    settings: an annotations folder written before is stale, not complete."""
+    annotate = get_stage("annotate")
+    before = stage_settings(dataclasses.replace(annotate, version=0), load_config())
+    after = stage_settings(annotate, load_config())
+    assert changed_settings(before, after) == ["output_version (unset) -> 1"]

@@ -111,8 +111,15 @@ def _phash_rows(pixels: np.ndarray) -> list[int]:
     return [to_signed(int(v)) for v in values]
 
 
+# A window whose 32x32 thumbnail varies by less than this (standard deviation, grey levels) is
+# left out: every flat window (a white background's centre, a blank placeholder) hashes to the
+# same value, which would link unrelated images that merely share a blank region.
+FLAT_STD = 2.0
+
+
 def window_hashes(image: Image.Image, windows: tuple[Window, ...] = WINDOWS) -> list[int]:
-    """pHashes (signed int64) of `windows` of an image, in the order of `windows`.
+    """pHashes (signed int64) of `windows` of an image, in the order of `windows`, leaving out
+    near-flat windows (FLAT_STD).
 
     Takes the image as `open_for_hash` returns it (a JPEG in draft mode); the full-frame pHash is
     not included (annotate stores it as `phash`). Each equals `phash_image(window crop)`.
@@ -126,6 +133,8 @@ def window_hashes(image: Image.Image, windows: tuple[Window, ...] = WINDOWS) -> 
         # crop, then resize, as imagehash does: resize(box=) would filter in pixels past the box.
         small = gray.crop(box).resize(size, Image.Resampling.LANCZOS)
         pixels = np.asarray(small)
+        if pixels.std() < FLAT_STD:
+            continue
         rows.append(pixels[:, ::-1] if window.mirror else pixels)
     if not rows:
         return []

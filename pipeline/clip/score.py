@@ -47,6 +47,15 @@ def _image_size(net) -> int:  # type: ignore[no-untyped-def]
     return max(size) if isinstance(size, tuple | list) else int(size)
 
 
+def _autocast(device: str):  # type: ignore[no-untyped-def]
+    """bf16 autocast on CUDA, none on CPU: the same for the pool and for reference images."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
 def score_pairs(images: list[bytes], captions: list[str], cfg: ClipConfig) -> Scores:
     """CLIP scores for aligned lists of encoded images and captions."""
     import torch
@@ -58,11 +67,7 @@ def score_pairs(images: list[bytes], captions: list[str], cfg: ClipConfig) -> Sc
     scores: list[np.ndarray] = []
     image_out: list[bytes] = []
     text_out: list[bytes] = []
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.startswith("cuda")
-        else torch.autocast("cpu", enabled=False)
-    )
+    autocast = _autocast(device)
     with ThreadPoolExecutor(max_workers=4) as pool:
         for start in range(0, len(images), cfg.batch_size):
             chunk = images[start : start + cfg.batch_size]
@@ -98,7 +103,7 @@ def embed_images(images: list[bytes], cfg: ClipConfig) -> list[bytes]:
     for start in range(0, len(images), cfg.batch_size):
         chunk = images[start : start + cfg.batch_size]
         pixels = torch.stack([_prepare(data, preprocess, size) for data in chunk])
-        with torch.no_grad():
+        with torch.no_grad(), _autocast(device):
             emb = net.encode_image(pixels.to(device), normalize=True).float()
         out += [row.tobytes() for row in emb.cpu().numpy().astype(np.float16)]
     return out

@@ -432,6 +432,7 @@ def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
         figures["semantic"] = semantic_figures
     elif cfg.semantic.enabled:
         log.info(
-            "dedup: no image embeddings in the annotations (clip.enabled false): no semantic pass"
+            "dedup: no image embeddings in the annotations (annotate ran without CLIP): "
+            "no semantic pass"
         )
     return Decisions(frame, figures)

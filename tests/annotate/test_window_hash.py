@@ -126,6 +126,18 @@ def test_window_box(window, size, box):
     assert window_box(window, *size) == box
 
 
+def test_flat_windows_are_left_out():
+    """Two different mostly-white pictures share blank central windows: those hash alike, so
+    they are not stored, and the pictures do not meet through them."""
+    first = Image.new("RGB", (200, 200), "white")
+    first.paste((0, 0, 0), (0, 0, 20, 20))
+    second = Image.new("RGB", (200, 200), "white")
+    second.paste((255, 0, 0), (185, 185, 195, 195))
+    a, b = window_hashes_bytes(_store(first)), window_hashes_bytes(_store(second))
+    assert set(a).isdisjoint(b)
+    assert window_hashes_bytes(_store(Image.new("RGB", (300, 300), "white"))) == []
+
+
 def test_count_and_determinism():
     data = _store(_synthetic(0))
     first = window_hashes_bytes(data)

@@ -12,6 +12,8 @@ def to_matrix(column: pa.Array | pa.ChunkedArray | list[bytes]) -> np.ndarray:
     """Rows of float16 embedding bytes (annotate's `image_embedding`) as a float32 matrix."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    if isinstance(column, pa.Array) and pa.types.is_large_binary(column.type):
+        column = column.cast(pa.binary())  # 32-bit offsets, as read below
     if isinstance(column, pa.Array):
         if len(column) == 0:
             return np.zeros((0, 0), np.float32)

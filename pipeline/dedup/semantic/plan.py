@@ -35,6 +35,8 @@ from schemas.reasons import check
 
 log = logging.getLogger(__name__)
 SEMANTIC = check("dedup.semantic_duplicate")
+# The separation check judges a model on at least this many sample points (else it is skipped).
+MIN_CHECKED = 20
 EVAL = check("dedup.eval_overlap")
 
 ASSIGNED = pa.schema(
@@ -73,6 +75,13 @@ def _sample(frame: DataFrame, n: int, wanted: int, seed: int) -> np.ndarray:
         cut = min(1.0, 1.2 * wanted / n)
         scored = scored.filter(F.pmod("h", F.lit(1 << 30)) < F.lit(int(cut * (1 << 30))))
     rows = scored.orderBy("h", "uid").limit(wanted).toArrow()
+    if rows.num_rows == 0:  # the cut caught nothing (a tiny share): take the first by hash
+        rows = (
+            frame.select("uid", "image_embedding", F.xxhash64("uid", F.lit(seed)).alias("h"))
+            .orderBy("h", "uid")
+            .limit(wanted)
+            .toArrow()
+        )
     return normalise(to_matrix(rows.column("image_embedding")))
 
 
@@ -154,8 +163,10 @@ def split_oversized(
     big = {c: size for c, size in sizes.items() if limit and size > limit}
     if not big:
         return clustering, figures
+    # Each big cluster's sample bounded like the first level's (max_sample in all of them).
+    share = max(1, cfg.max_sample // len(big))
     wanted = {
-        c: min(size, cfg.sample_per_cluster * math.ceil(size / cfg.cluster_size))
+        c: min(size, share, cfg.sample_per_cluster * math.ceil(size / cfg.cluster_size))
         for c, size in big.items()
     }
     # Per cluster, the rows whose hash falls under a cut of about 1.2x its wanted share (no
@@ -179,6 +190,9 @@ def split_oversized(
     first = len(clustering.centroids)
     for c in sorted(big):
         mine = points[centroid == c][: wanted[c]]
+        if len(mine) < 2:
+            # All its rows hash alike (one embedding repeated): nothing to split by.
+            continue
         sub, _ = fit_clustering(mine, math.ceil(big[c] / cfg.cluster_size), cfg)
         splits[c] = (sub, first)
         first += len(sub.centroids)
@@ -190,11 +204,13 @@ def split_oversized(
         max(big.values()),
         sum(len(sub.centroids) for sub, _ in splits.values()),
     )
-    figures["split_clusters"] = len(big)
+    figures["split_clusters"] = len(splits)
     return dataclasses.replace(clustering, splits=splits), figures
 
 
-def separation_check(sample: np.ndarray, cfg: SemanticDedupConfig) -> tuple[dict, str | None]:
+def separation_check(
+    sample: np.ndarray, n: int, cfg: SemanticDedupConfig
+) -> tuple[dict, str | None]:
     """(figures, refusal): whether the embedding tells distinct images apart at 1 - eps.
 
     In a sparse random sample of the pool, real duplicates rarely meet, so a sample point's
@@ -204,7 +220,12 @@ def separation_check(sample: np.ndarray, cfg: SemanticDedupConfig) -> tuple[dict
     nearest-neighbour cosine 0.997), and the pass would merge most of the pool: it is refused
     (a warning, and the figures in stats.json), not run."""
     threshold = 1.0 - cfg.eps
-    fraction, median = neighbour_fraction(sample, threshold, block_rows=cfg.block_rows)
+    # Sparse: at most a tenth of the pool, so that real duplicates rarely both land in it (a
+    # small pool's sample is most of it); under MIN_CHECKED points there is nothing to judge.
+    checked = sample[: max(0, n // 10)]
+    if len(checked) < MIN_CHECKED:
+        return {"sample_neighbour_fraction": None}, None
+    fraction, median = neighbour_fraction(checked, threshold, block_rows=cfg.block_rows)
     figures = {
         "sample_neighbour_fraction": round(fraction, 4),
         "sample_median_neighbour_cosine": round(median, 4),
@@ -212,7 +233,7 @@ def separation_check(sample: np.ndarray, cfg: SemanticDedupConfig) -> tuple[dict
     if fraction <= cfg.max_sample_neighbour_fraction:
         return figures, None
     return figures, (
-        f"{fraction:.0%} of a {len(sample):,}-embedding sample have a neighbour at cosine >= "
+        f"{fraction:.0%} of a {len(checked):,}-embedding sample have a neighbour at cosine >= "
         f"{threshold:.4f} (median nearest cosine {median:.4f}): this model does not tell "
         f"distinct images apart at dedup.semantic.eps={cfg.eps:g}; semantic pass not run "
         "(lower eps, use a stronger CLIP model, or raise "
@@ -428,7 +449,7 @@ def semantic_decisions(
     n = samples.count()
     sample = sample_embeddings(samples, n, sem) if n else None
     if sample is not None:
-        check, refusal = separation_check(sample, sem)
+        check, refusal = separation_check(sample, n, sem)
         figures.update(check)
         if refusal is not None:
             log.warning("dedup: %s", refusal)

@@ -24,8 +24,8 @@ def test_semantic_pass_on_clip_annotations(scored, tiny_checkpoint, tmp_path, ca
     run = copy_run(source.root, tmp_path / "run")
     # The shared fixture ran dedup with the defaults: the check's figures are recorded.
     semantic = run.stats()["stages"]["dedup"]["semantic"]
-    assert {"sample_neighbour_fraction", "sample_median_neighbour_cosine"} <= set(semantic)
-    assert ("skipped" in semantic) == (semantic["sample_neighbour_fraction"] > 0.5)
+    fraction = semantic["sample_neighbour_fraction"]  # None: a pool too small to judge
+    assert ("skipped" in semantic) == (fraction is not None and fraction > 0.5)
 
     config = load_config(None, [*clip_overrides(tiny_checkpoint), *LOOSE])
     caplog.set_level(logging.INFO, logger="pipeline")

@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"curate {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except Exception:
+    except Exception:  # the process boundary: any other failure is logged with its traceback
         log.exception("curate %s failed", args.command)
         return 1
     return 0

@@ -21,6 +21,7 @@ from pipeline.demo.synthetic_web import NoiseMix, generate_web, write_input_parq
 from pipeline.run_dir import RunDir
 from pipeline.runner import run_stage
 from pipeline.spark.session import get_spark
+from tests import loopback_only
 
 # pHash-only annotation (no CLIP weights needed); CLIP tests turn it on with their checkpoint.
 NO_CLIP = ["clip.enabled=false"]
@@ -37,6 +38,11 @@ LOCAL_DOWNLOAD = [
     "download.threads=8",
     "download.samples_per_shard=40",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No network but loopback, for the whole run (and the processes it forks)."""
+    loopback_only.install()
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m pipeline.spark.cluster up|down|package`."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.spark.cluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start a master and a worker on 127.0.0.1; print the master URL")
+    up = sub.add_parser(
+        "up",
+        help="start a master and a worker on 127.0.0.1; log the master URL (also in --dir/master_url)",
+    )
     up.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="logs, pid files, master_url")
     up.add_argument("--cores", type=int, default=2, help="worker cores")
     up.add_argument("--memory", default="2g", help="worker memory, e.g. 2g")
@@ -52,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if existing is not None:
             existing.stop()  # a stale record: clear what is left of it
         cluster = start_standalone(args.dir, args.cores, args.memory, args.timeout)
-    print(cluster.master_url)
+    # Scripts read the URL from the cluster folder's master_url file (the Makefile does).
+    log.info("cluster up: %s", cluster.master_url)
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 from tqdm import tqdm
 
@@ -43,7 +44,7 @@ class SparkProgress:
                         continue
                     self._total[stage_id] = info.numTasks
                     self._done[stage_id] = info.numCompletedTasks
-            except Exception:  # the context is stopping: a progress bar must never fail a stage
+            except Py4JError:  # the context is stopping: a progress bar must never fail a stage
                 return
             self._refresh()
 

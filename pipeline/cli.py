@@ -1,5 +1,5 @@
 """The `curate` command: one sub-command per stage of the registry (pipeline.stages), plus run,
-status, report, train and demo. Exit 0 done, 2 bad input or config, 1 failure."""
+status, report, train, compare and demo. Exit 0 done, 2 bad input or config, 1 failure."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ def _train(args: argparse.Namespace, config: Config) -> None:
     run_train(args.shards, args.output, config)
 
 
+def _compare(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.compare.run_compare import run_compare, table_lines
+    from pipeline.compare.selections import parse_selections
+
+    comparison = run_compare(args.run_dir, config, parse_selections(args.selections))
+    print("\n".join(table_lines(comparison)))
+
+
 def _demo(args: argparse.Namespace, config: Config) -> None:
     from pipeline.demo.run_demo import run_demo
     from pipeline.stats import summary_lines
@@ -78,6 +86,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace, Config], None]]] = 
     ),
     "report": ("write report/index.html: funnel, plots, samples, ground truth", _report),
     "train": ("train a CLIP model on webdataset shards (the bundled contrastive trainer)", _train),
+    "compare": (
+        "train the same model on several selections of a run (raw, run, select rules, balance)"
+        " and print a DataComp-style zero-shot table",
+        _compare,
+    ),
     "demo": (
         "the whole pipeline, a bootstrapped CLIP and a raw-vs-curated training comparison"
         " on a synthetic web served on 127.0.0.1",
@@ -105,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             p.add_argument("--shards", required=True, help="shard folder or brace pattern")
             p.add_argument("--output", required=True, type=Path, help="checkpoints and metrics")
+        elif name == "compare":
+            p.add_argument("--run-dir", required=True, type=Path, help="the run directory")
+            p.add_argument(
+                "--selections",
+                nargs="+",
+                required=True,
+                metavar="NAME=SPEC",
+                help="SPEC: raw, run, or select rules and balance joined by +"
+                " (e.g. clip=clip_score clip_img=clip_score+image_based)",
+            )
         elif name == "demo":
             p.add_argument(
                 "--run-dir", type=Path, default=Path("runs/demo"), help="the run directory"

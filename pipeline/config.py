@@ -349,17 +349,85 @@ class ClipConfig:
 
 
 @dataclass(frozen=True)
+class TextBasedConfig:
+    """DataComp's text-based rule: keep captions that name a concept of a term list."""
+
+    # A text file, one term per line (DataComp: the words of ImageNet-21k's synsets); matched
+    # as whole words, case-folded (pipeline/entry_match.py).
+    terms: str = ""
+
+
+@dataclass(frozen=True)
+class ImageBasedConfig:
+    """DataComp's image-based rule: k-means over the pool's CLIP image embeddings; keep samples
+    whose nearest centroid is the nearest centroid of at least one reference image."""
+
+    # Reference images (DataComp: ImageNet-1k's training set): a folder of images, embedded by
+    # the pool's CLIP model, or a parquet with an `image_embedding` column made by that model.
+    reference: str = ""
+    # Centroids; 0 = ceil(pool / pool_per_cluster). DataComp: 100,000 centroids over
+    # CommonPool (128M pairs at medium scale: about 1,300 a centroid).
+    clusters: int = 0
+    pool_per_cluster: int = 1_300
+    # Centroids are trained on a seeded sample of at most sample_per_cluster x k pool
+    # embeddings (faiss's default max_points_per_centroid) and at most max_sample in all.
+    sample_per_cluster: int = 256
+    max_sample: int = 200_000
+    iterations: int = 100
+    seed: int = 1234
+
+    def validate(self) -> None:
+        if self.clusters < 0 or self.pool_per_cluster < 1:
+            raise ConfigError(
+                "config select.image_based: clusters must be >= 0 and pool_per_cluster >= 1"
+            )
+        if self.sample_per_cluster < 1 or self.max_sample < 1 or self.iterations < 1:
+            raise ConfigError(
+                "config select.image_based: sample_per_cluster, max_sample and iterations must "
+                "be >= 1"
+            )
+
+
+@dataclass(frozen=True)
 class SelectConfig:
     """The select stage: which rules a sample must pass (all of them), in order."""
 
-    # clip_score: the CLIP rule of the `clip` section (threshold or top fraction). A sample
-    # is dropped with the reason of the first rule it fails.
+    # clip_score: the CLIP rule of the `clip` section (threshold or top fraction);
+    # text_based and image_based: DataComp's filters (below). A sample is dropped with the
+    # reason of the first rule it fails; [clip_score, image_based] is DataComp's intersection.
     rules: tuple[str, ...] = ("clip_score",)
+    text_based: TextBasedConfig = field(default_factory=TextBasedConfig)
+    image_based: ImageBasedConfig = field(default_factory=ImageBasedConfig)
 
     def validate(self) -> None:
         # The names are checked against the rule list by the select stage's preflight.
         if len(set(self.rules)) != len(self.rules):
             raise ConfigError(f"config select.rules: a rule is listed twice in {list(self.rules)}")
+        self.image_based.validate()
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    """MetaCLIP balancing (Xu et al. 2023, Algorithm 1) of the selected samples over a list of
+    metadata entries: an entry matched by more than `t` samples keeps each of them with
+    probability t / count, so head concepts are capped and the tail is kept whole."""
+
+    # The entry list: a text file, one entry per line (whole-word, case-folded matches; see
+    # pipeline/entry_match.py). Empty: the balance stage keeps every selected sample.
+    entries: str = ""
+    # The cap per entry; 0 = auto, scaled linearly with the pool from MetaCLIP's t = 20,000 at
+    # 400M pairs (the rule and its floor are in docs/balancing.md).
+    t: int = 0
+    # Randomness comes from a hash of (seed, uid): the same keep-list on every run and for any
+    # partitioning of the pool.
+    seed: int = 0
+    # MetaCLIP drops samples whose caption matches no entry (balance.no_entry_match); true keeps
+    # them.
+    keep_unmatched: bool = False
+
+    def validate(self) -> None:
+        if self.t < 0:
+            raise ConfigError(f"config balance.t: must be >= 0 (0 = auto), got {self.t}")
 
 
 @dataclass(frozen=True)
@@ -508,6 +576,7 @@ class Config:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

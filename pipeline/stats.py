@@ -62,23 +62,7 @@ def summary_lines(stats: dict[str, Any]) -> list[str]:
             lines.append(f"{reason:<34} {n:>6}")
     comparison = stats.get("comparison")
     if comparison:
-        lines += [
-            "",
-            f"zero-shot on {comparison['eval_images']} clean images, {comparison['eval_classes']}"
-            f" classes ({comparison['model']}, {comparison['steps']} steps x"
-            f" {comparison['batch_size']}):",
-            f"{'trained on':<12} {'pairs':>7} {'top-1':>7} {'top-5':>7}",
-        ]
-        for name, r in comparison["runs"].items():
-            lines.append(
-                f"{name:<12} {r['training_samples']:>7} {_pct(r['zeroshot_top1']):>7}"
-                f" {_pct(r['zeroshot_top5']):>7}"
-            )
-        margin = comparison.get("top1_margin")
-        if margin is not None:
-            lines.append(f"curated - raw top-1: {margin * 100:+.1f} points")
+        from pipeline.compare.run_compare import table_lines
+
+        lines += ["", *table_lines(comparison)]
     return lines
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"

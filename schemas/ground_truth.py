@@ -12,6 +12,9 @@ NOISE_KINDS: tuple[str, ...] = (
     "mismatched_caption",
     "boilerplate_caption",
     "non_english",
+    # A picture of none of the target concepts (a bare texture), captioned truthfully: CLIP
+    # scores it well; DataComp's image-based and text-based rules are what drop it.
+    "off_target",
     "exact_duplicate",
     "near_duplicate_reencode",
     "near_duplicate_resize",

@@ -107,6 +107,27 @@ _ALL = [
         "CLIP score below clip.threshold, or below the threshold that keeps clip.top_fraction",
     ),
     Reason("select.no_clip_score", "the CLIP rule ran but the sample has no score"),
+    Reason(
+        "select.no_concept_match",
+        "text-based rule (DataComp): the caption contains no entry of select.text_based.terms "
+        "as whole words",
+    ),
+    Reason(
+        "select.off_target_cluster",
+        "image-based rule (DataComp): the image embedding's nearest pool centroid is the nearest "
+        "centroid of no reference image",
+    ),
+    Reason("select.no_embedding", "the image-based rule ran but the sample has no image embedding"),
+    # balance
+    Reason(
+        "balance.head_entry",
+        "MetaCLIP balancing: every entry the caption matches is a head entry (more than "
+        "balance.t matches) and the draw at probability 1 - prod(1 - t / count) said drop",
+    ),
+    Reason(
+        "balance.no_entry_match",
+        "MetaCLIP balancing: the caption matches no entry of balance.entries",
+    ),
 ]
 
 REASONS: dict[str, Reason] = {r.code: r for r in _ALL}

@@ -288,3 +288,36 @@ OVERLAY_TEXTS: tuple[str, ...] = (
     "shared from my feed",
     "best of the week",
 )
+
+
+# What an off-target picture (a bare texture, no shape) is called: no colour or shape word of a
+# class, so only the picture and these words tell the model what it is.
+_OFF_TARGET_SURFACES = (
+    "paper",
+    "grainy paper",
+    "mottled paper",
+    "striped wallpaper",
+    "speckled concrete",
+    "linen fabric",
+    "felt",
+    "cardboard",
+    "plaster wall",
+    "film grain",
+)
+_OFF_TARGET_TEMPLATES = (
+    "{A_surface} texture",
+    "close-up of {a_surface} surface",
+    "{surface} background with nothing on it",
+    "an empty {surface} backdrop",
+    "abstract {surface} pattern, high resolution",
+    "plain {surface} for scrapbooking",
+)
+
+
+def off_target_caption(rng: np.random.Generator) -> str:
+    """A truthful English caption of an off-target picture (a bare textured surface)."""
+    surface = _pick(rng, _OFF_TARGET_SURFACES)
+    text = _pick(rng, _OFF_TARGET_TEMPLATES).format(
+        surface=surface, a_surface=_with_article(surface), A_surface=_with_article(surface)
+    )
+    return text[0].upper() + text[1:] if rng.random() < 0.3 else text

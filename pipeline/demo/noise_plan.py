@@ -16,6 +16,7 @@ from pipeline.demo.captions import (
     _pick,
     english_caption,
     foreign_caption,
+    off_target_caption,
 )
 from pipeline.demo.pictures import CLASSES
 from schemas.ground_truth import (
@@ -35,6 +36,7 @@ _STREAM_PLAN = 1
 _STREAM_PIXELS = 2
 _STREAM_ORDER = 3
 _STREAM_EVAL = 4
+_STREAM_CLASSES = 5
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class NoiseMix:
     mismatched_caption: float = 0.10
     boilerplate_caption: float = 0.08
     non_english: float = 0.08
+    # Off by default (the test webs stay as they were); the demo's web plants them.
+    off_target: float = 0.0
     exact_duplicate: float = 0.04
     near_duplicate_reencode: float = 0.03
     near_duplicate_resize: float = 0.03
@@ -124,9 +128,25 @@ def _path_for(gt_id: int, noise: str) -> tuple[str, str | None]:
     return image, image
 
 
-def _plan(n_pairs: int, seed: int, mix: NoiseMix) -> list[_Row]:
+def class_weights(tail: float, seed: int) -> np.ndarray | None:
+    """The share of pairs per class (CLASSES order): None (uniform) when `tail` is 0, else a
+    Zipf law, weight 1 / rank**tail, over a seeded ranking of the classes. Web pools are
+    long-tailed (MetaCLIP: about 16k of 500k entries hold most matches); at tail 1.0 the four
+    head classes of 36 hold half of the pairs and each of the 18 rarest under 1 %."""
+    if tail == 0:
+        return None
+    rank = np.empty(len(CLASSES), np.int64)
+    rank[np.random.default_rng([seed, _STREAM_CLASSES]).permutation(len(CLASSES))] = np.arange(
+        len(CLASSES)
+    )
+    weights = 1.0 / (rank + 1.0) ** tail
+    return weights / weights.sum()
+
+
+def _plan(n_pairs: int, seed: int, mix: NoiseMix, tail: float = 0.0) -> list[_Row]:
     """Decide every row's noise kind, classes, captions and duplicate links (no pixels yet)."""
     rng = np.random.default_rng([seed, _STREAM_PLAN])
+    weights = class_weights(tail, seed)
     counts = mix.counts(n_pairs)
     kinds = [k for k in NOISE_KINDS for _ in range(counts[k])]
     clean = [i for i, k in enumerate(kinds) if k == "clean"]
@@ -157,7 +177,10 @@ def _plan(n_pairs: int, seed: int, mix: NoiseMix) -> list[_Row]:
         noise = kinds[spec]
         path, file = _path_for(gt_id, noise)
         row = _Row(gt_id=gt_id, noise=noise, path=path, file=file, language="en")
-        label = CLASSES[int(rng.integers(len(CLASSES)))]
+        if weights is None:
+            label = CLASSES[int(rng.integers(len(CLASSES)))]
+        else:
+            label = CLASSES[int(rng.choice(len(CLASSES), p=weights))]
         row.label = label
         row.caption_label = label
         if noise in DUPLICATE_KINDS:
@@ -169,6 +192,9 @@ def _plan(n_pairs: int, seed: int, mix: NoiseMix) -> list[_Row]:
             row.caption_label = others[int(rng.integers(len(others)))]
         elif noise == "non_english":
             row.language = _pick(rng, LANGUAGES)
+        elif noise == "off_target":
+            row.label = row.caption_label = None
+            row.caption = off_target_caption(rng)
         elif noise == "boilerplate_caption":
             row.caption_label = None
             row.language = None
@@ -185,7 +211,7 @@ def _plan(n_pairs: int, seed: int, mix: NoiseMix) -> list[_Row]:
             boiler_seen += 1
         if noise in PICTURELESS_FAULTS:
             row.label = None
-        if noise != "boilerplate_caption":
+        if noise not in ("boilerplate_caption", "off_target"):
             assert row.caption_label is not None
             taken = rows[row.duplicate_of].caption if row.duplicate_of is not None else None
             # A duplicate's caption differs from its original's: the same picture re-posted.

@@ -147,6 +147,11 @@ def render_picture(
     return Image.composite(fill, background, mask)
 
 
+def render_off_target(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """A picture of none of the classes: the textured background alone, no shape."""
+    return _background(rng, width, height)
+
+
 def _jpeg_bytes(image: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)

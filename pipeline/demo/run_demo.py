@@ -1,6 +1,7 @@
 """`curate demo`: generate the synthetic web, serve it on 127.0.0.1, run every stage on it,
-bootstrap a CLIP scorer on the raw downloads, select, shard, train the same model on the curated
-shards, compare both zero-shot on a clean held-out set, and write the report."""
+bootstrap a CLIP scorer on the raw downloads, select, shard, then train the same model on several
+selections (raw, the CLIP cut, CLIP AND image-based, CLIP + MetaCLIP balancing), compare them
+zero-shot on a clean held-out set, overall and on the tail classes, and write the report."""
 
 from __future__ import annotations
 
@@ -10,17 +11,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pipeline.compare.run_compare import run_compare, train_selection
+from pipeline.compare.selections import Selection, parse_selections
 from pipeline.config import Config
-from pipeline.demo.compare import (
-    CURATED,
-    RAW,
-    demo_train_config,
-    scorer_config,
-    train_on,
-    write_comparison,
-)
+from pipeline.demo.compare import RAW, demo_train_config, scorer_config
 from pipeline.demo.image_server import ImageServer
 from pipeline.demo.synthetic_web import (
+    CONCEPTS_FILE,
     NoiseMix,
     SyntheticWeb,
     generate_eval_set,
@@ -35,6 +32,22 @@ from pipeline.stages import get_stage
 log = logging.getLogger(__name__)
 # Clean held-out pictures per class for zero-shot evaluation (36 classes).
 EVAL_PER_CLASS = 20
+# Reference pictures per class for the image-based rule (DataComp used ImageNet-1k's training
+# set, about 1,300 a class, to mark its 100,000 pool clusters).
+REFERENCE_PER_CLASS = 10
+# The web's classes follow a Zipf law of this exponent (noise_plan.class_weights): four head
+# classes hold half of the pairs, each of the 18 rarest under 1 %.
+DEMO_CLASS_TAIL = 1.0
+# MetaCLIP's cap per entry, for the demo's pool (its t = 20,000 is for 400M pairs and 500k
+# entries); the demo's entries are its 36 class names.
+DEMO_BALANCE_T = 40
+# What the demo trains and compares: NAME=SPEC (pipeline.compare.selections).
+DEMO_SELECTIONS = (
+    "raw=raw",
+    "curated=run",
+    "clip_image=clip_score+image_based",
+    "clip_balance=clip_score+balance",
+)
 DEMO_PAIRS = 8000
 # The demo's web: a quarter of alt-texts describe another picture, as in a raw crawl, where
 # CLIP filtering removes most of the pool (DataComp keeps 30 % of CommonPool); 2 % each of the
@@ -44,7 +57,8 @@ DEMO_PAIRS = 8000
 # top fraction).
 DEMO_MIX = NoiseMix(
     clean=0.30,
-    mismatched_caption=0.25,
+    mismatched_caption=0.19,
+    off_target=0.06,
     boilerplate_caption=0.05,
     non_english=0.05,
     small_image=0.03,
@@ -90,7 +104,9 @@ def _fetch(run: RunDir, config: Config, pairs: int, seed: int) -> None:
     web_dir = run.root / "web"
     web = SyntheticWeb.load(web_dir) if (web_dir / "ground_truth.parquet").exists() else None
     if web is None or web.n_pairs != pairs:
-        web = generate_web(web_dir, n_pairs=pairs, seed=seed, mix=DEMO_MIX)
+        web = generate_web(
+            web_dir, n_pairs=pairs, seed=seed, mix=DEMO_MIX, class_tail=DEMO_CLASS_TAIL
+        )
     with ImageServer(web.files_dir, slow_seconds=5.0) as server:
         source = write_input_parquet(web, server.base_url, run.root / "input.parquet")
         run_stages(run.root, config, str(source), ["ingest", "download"])
@@ -124,19 +140,43 @@ def run_demo(
     if stage_state(run, get_stage("download"), config).status != "complete":
         _start_over(run)
         _fetch(run, config, pairs, seed)
-    eval_dir = run.root / "web" / "eval"
-    if not (eval_dir / "eval.parquet").is_file():
-        generate_eval_set(eval_dir, n_per_class=eval_per_class, seed=seed + 1)
-    raw = train_on(run, RAW, run.downloads, config)
-    config = _scorer(config, raw)
-    run_stages(run.root, config, names=["annotate", "dedup", "select", "shard"])
-    curated = train_on(run, CURATED, run.shards, config)
+    web = run.root / "web"
+    if not (web / "eval" / "eval.parquet").is_file():
+        generate_eval_set(web / "eval", n_per_class=eval_per_class, seed=seed + 1)
+    if not (web / "reference" / "eval.parquet").is_file():
+        generate_eval_set(web / "reference", n_per_class=REFERENCE_PER_CLASS, seed=seed + 2)
     stages = run.stats()["stages"]
-    comparison = write_comparison(
-        run,
-        config,
-        {RAW: raw, CURATED: curated},
-        {RAW: stages["download"]["rows_kept"], CURATED: stages["shard"]["rows_kept"]},
-    )
+    raw = train_selection(run, RAW, run.downloads, stages["download"]["fingerprint"], config)
+    config = _scorer(config, raw)
+    run_stages(run.root, config, names=["annotate", "dedup", "select", "balance", "shard"])
+    comparison = run_compare(run.root, compare_config(config, web), demo_selections())
     run_report(run.root, config)
     return run.stats() | {"comparison": comparison}
+
+
+def demo_selections() -> list[Selection]:
+    return parse_selections(list(DEMO_SELECTIONS))
+
+
+def compare_config(config: Config, web: Path) -> Config:
+    """The demo's settings of the image-based rule and of balancing, where the user left them
+    unset: the web's reference pictures and its class names as the entry list."""
+    select = config.select
+    if not select.image_based.reference:
+        select = dataclasses.replace(
+            select,
+            image_based=dataclasses.replace(
+                select.image_based, reference=str(web / "reference" / "images")
+            ),
+        )
+    if not select.text_based.terms:
+        select = dataclasses.replace(
+            select,
+            text_based=dataclasses.replace(select.text_based, terms=str(web / CONCEPTS_FILE)),
+        )
+    balance = config.balance
+    if not balance.entries:
+        balance = dataclasses.replace(balance, entries=str(web / CONCEPTS_FILE))
+    if not balance.t:
+        balance = dataclasses.replace(balance, t=DEMO_BALANCE_T)
+    return dataclasses.replace(config, select=select, balance=balance)

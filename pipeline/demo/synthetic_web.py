@@ -31,6 +31,7 @@ from pipeline.demo.noise_plan import (
     NoiseMix,
     _picture_size,
     _plan,
+    class_weights,
 )
 from pipeline.demo.pictures import (
     CLASSES,
@@ -42,6 +43,7 @@ from pipeline.demo.pictures import (
     _jpeg_bytes,
     _near_duplicate,
     _variant,
+    render_off_target,
     render_picture,
 )
 from pipeline.files import write_atomically
@@ -83,6 +85,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# The class names, one per line, beside ground_truth.parquet.
+CONCEPTS_FILE = "concepts.txt"
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,14 @@ def generate_web(
     seed: int = 0,
     mix: NoiseMix = NoiseMix(),  # noqa: B008 (frozen: one shared default instance is safe)
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    class_tail: float = 0.0,
 ) -> SyntheticWeb:
-    """Write `n_pairs` labelled pairs under `out_dir`: pictures in files/, ground_truth.parquet.
+    """Write `n_pairs` labelled pairs under `out_dir`: pictures in files/, ground_truth.parquet,
+    and concepts.txt (the class names, one per line: a term list and a balancing entry list).
 
     Deterministic: the same arguments give byte-identical files. `image_size` is (width, height)
-    of ordinary pictures.
+    of ordinary pictures; `class_tail` > 0 draws classes from a long tail (noise_plan's
+    class_weights) instead of uniformly.
     """
     if n_pairs < 1:
         raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
@@ -134,7 +141,7 @@ def generate_web(
         raise ValueError(f"image_size must be positive, got {image_size}")
     out_dir = Path(out_dir)
     files_dir = _prepare_out_dir(out_dir)
-    rows = _plan(n_pairs, seed, mix)
+    rows = _plan(n_pairs, seed, mix, class_tail)
 
     for row in tqdm(rows, desc="synthetic web", unit="pair", disable=None):
         if row.file is None:
@@ -150,6 +157,8 @@ def generate_web(
                 data = _variant(rng, row.noise, original)
             else:
                 data = _near_duplicate(rng, row.noise, original)
+        elif row.noise == "off_target":
+            data = _jpeg_bytes(render_off_target(rng, *image_size), JPEG_QUALITY)
         else:
             assert row.label is not None
             width, height = _picture_size(rng, row.noise, image_size)
@@ -162,14 +171,39 @@ def generate_web(
 
     columns = {name: [getattr(r, name) for r in rows] for name in GROUND_TRUTH_SCHEMA.names}
     table = pa.Table.from_pydict(columns, schema=GROUND_TRUTH_SCHEMA)
+    weights = class_weights(class_tail, seed)
     table = table.replace_schema_metadata(
-        {"seed": str(seed), "mix": json.dumps(mix.fractions()), "image_size": str(image_size)}
+        {
+            "seed": str(seed),
+            "mix": json.dumps(mix.fractions()),
+            "image_size": str(image_size),
+            "class_tail": str(class_tail),
+            "class_weights": json.dumps(
+                dict(
+                    zip(
+                        CLASSES,
+                        [1 / len(CLASSES)] * len(CLASSES) if weights is None else weights.tolist(),
+                        strict=True,
+                    )
+                )
+            ),
+        }
     )
+    (out_dir / CONCEPTS_FILE).write_text("".join(f"{c}\n" for c in CLASSES))
     gt_path = out_dir / "ground_truth.parquet"
     # Written last, via a rename: its presence means the web is complete.
     write_atomically(gt_path, functools.partial(pq.write_table, table))
     log.info("synthetic web: %d pairs in %s", n_pairs, out_dir)
     return SyntheticWeb(root=out_dir, files_dir=files_dir, ground_truth=gt_path, n_pairs=n_pairs)
+
+
+def load_class_weights(web: SyntheticWeb) -> dict[str, float]:
+    """Class -> planned share of pairs (uniform for a web generated without a tail)."""
+    metadata = pq.read_schema(web.ground_truth).metadata or {}
+    raw = metadata.get(b"class_weights")
+    if raw is None:
+        return {c: 1 / len(CLASSES) for c in CLASSES}
+    return {str(k): float(v) for k, v in json.loads(raw).items()}
 
 
 def load_ground_truth(web: SyntheticWeb) -> pa.Table:

@@ -1,36 +1,63 @@
-"""The Spark plan of the select stage: the dedup survivors with the annotation columns the
-rules read, each rule's parameters (a top fraction becomes a threshold over the whole pool), and
-the rules applied in order over Arrow batches."""
+"""The Spark plan of the select stage: the dedup survivors with the columns the rules read
+(annotations; the caption from the candidates), each rule's parameters (a top fraction becomes a
+threshold over the whole pool, k-means centroids come from a bounded sample), and the rules
+applied in order over Arrow batches."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipeline.config import Config
+from pipeline.dedup.semantic.plan import seeded_sample
 from pipeline.select.rules import Rule, apply_rules, get_rule
 from pipeline.spark.arrow import map_batches
 from pipeline.spark.decisions import Decisions
 from schemas.tables import SELECTION
 
 
-def pool_with_columns(dedup: DataFrame, annotations: DataFrame, columns: set[str]) -> DataFrame:
-    """The samples dedup kept, with the annotation columns the rules read (null when absent)."""
+def pool_with_columns(
+    dedup: DataFrame, annotations: DataFrame, columns: set[str], candidates: DataFrame | None = None
+) -> DataFrame:
+    """The samples dedup kept, with the annotation columns the rules read and, when a rule reads
+    it, the caption from the candidates (null when absent)."""
     present = [c for c in sorted(columns) if c in annotations.columns]
     pool = dedup.select("uid").join(annotations.select("uid", *present), "uid", "left")
+    if "caption" in columns and "caption" not in present and candidates is not None:
+        pool = pool.join(candidates.select("uid", "caption"), "uid", "left")
+        present.append("caption")
     for missing in sorted(columns - set(present)):
         pool = pool.withColumn(missing, F.lit(None).cast("float"))
     return pool
 
 
-def _quantile(pool: DataFrame, column: str, q: float) -> float | None:
-    row = pool.agg(F.percentile(F.col(column), F.lit(q)).alias("t")).first()
-    return None if row is None or row["t"] is None else float(row["t"])
+@dataclass
+class SparkPool:
+    """The select.rules.Pool of a cached pool DataFrame: each answer is one Spark job."""
+
+    frame: DataFrame
+    _count: int | None = None
+
+    def quantile(self, column: str, q: float) -> float | None:
+        row = self.frame.agg(F.percentile(F.col(column), F.lit(q)).alias("t")).first()
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    def count(self) -> int:
+        """Samples with an image embedding (the ones k-means can place)."""
+        if self._count is None:
+            self._count = self.frame.filter(F.col("image_embedding").isNotNull()).count()
+        return self._count
+
+    def embedding_sample(self, wanted: int, seed: int) -> np.ndarray:
+        with_embedding = self.frame.filter(F.col("image_embedding").isNotNull())
+        return seeded_sample(with_embedding, self.count(), wanted, seed)
 
 
 def _decide_batches(
@@ -51,17 +78,19 @@ DECISIONS = pa.schema(
 
 
 def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
-    """The stage's plan: `inputs["dedup"]` (the survivors) and `inputs["annotations"]` -> every
-    pooled sample once (`reason` null = selected), and what each rule did."""
+    """The stage's plan: `inputs["dedup"]` (the survivors), `inputs["annotations"]` and, for
+    rules that read the caption, `inputs["candidates"]` -> every pooled sample once (`reason`
+    null = selected), and what each rule did."""
     dedup, annotations = inputs["dedup"], inputs["annotations"]
     rules = [get_rule(name) for name in config.select.rules]
     needed = {"clip_score"} | {c for r in rules for c in r.columns}
-    pool = pool_with_columns(dedup, annotations, needed).cache()
-    available = set(annotations.columns)
+    pool = pool_with_columns(dedup, annotations, needed, inputs.get("candidates")).cache()
+    available = set(annotations.columns) | ({"caption"} if "candidates" in inputs else set())
+    spark_pool = SparkPool(pool)
     applied: list[tuple[Rule, dict[str, Any]]] = []
     figures: dict[str, Any] = {"rules": {}}
     for rule in rules:
-        params = rule.params(config, available, functools.partial(_quantile, pool))
+        params = rule.params(config, available, spark_pool)
         figures["rules"][rule.name] = params.summary
         if params.values is not None:
             applied.append((rule, params.values))

@@ -1,25 +1,52 @@
-"""The rules of the select stage, declared in one place: each has a name, the reason code it
-drops with, the pool columns it needs, how its parameters come from the config (and, for a top
-fraction, from the pool's score distribution), and an Arrow function that returns the reason and
+"""The rules of the select stage, declared in one place: each has a name, the reason codes it
+drops with, the pool columns it needs, how its parameters come from the config and the pool (a
+top fraction's threshold, k-means centroids), and an Arrow function that returns the reason and
 detail of every row (null = passes). `select.rules` lists the ones to apply: all must pass.
 
-Adding a filter (aesthetic, NSFW, text-based, image-based) is one `Rule` here.
+The rules (DataComp, Gadre et al. 2023, section 3.4 and its baselines):
+- clip_score: LAION-5B's absolute CLIP threshold or DataComp's top fraction of the pool.
+- text_based: the caption names a concept of a term list (DataComp: ImageNet-21k synset words).
+- image_based: the image's nearest k-means centroid is the nearest centroid of a reference image
+  (DataComp: ImageNet-1k training images); [clip_score, image_based] is DataComp's intersection.
+
+Adding a filter (aesthetic, NSFW) is one `Rule` here.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import Config
+from pipeline.dedup.semantic.kernels import (
+    nearest_centroids,
+    normalise,
+    spherical_kmeans,
+    to_matrix,
+)
+from pipeline.entry_match import matcher_for, read_entry_list
+from pipeline.select.reference import reference_clusters
 from schemas.reasons import check
 
-# A percentile of a pool column, computed by the plan over the whole pool: (column, q) -> value.
-Quantile = Callable[[str, float], float | None]
+
+class Pool(Protocol):
+    """What a rule may ask of the whole pool while it sets its parameters (the plan answers
+    with Spark jobs; nothing proportional to the pool comes back)."""
+
+    def quantile(self, column: str, q: float) -> float | None:
+        """The q-th percentile of a pool column (None when it has no values)."""
+
+    def count(self) -> int:
+        """Samples in the pool."""
+
+    def embedding_sample(self, wanted: int, seed: int) -> np.ndarray:
+        """A seeded, partition-independent sample of about `wanted` unit image embeddings."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +64,7 @@ class Rule:
     reasons: tuple[str, ...]
     # Pool columns it reads (from annotations); a missing column is null.
     columns: tuple[str, ...]
-    params: Callable[[Config, set[str], Quantile], RuleParams]
+    params: Callable[[Config, set[str], Pool], RuleParams]
     decide: Callable[[pa.RecordBatch, dict[str, Any]], tuple[pa.Array, pa.Array]]
 
 
@@ -45,7 +72,7 @@ CLIP_SCORE = check("select.clip_score")
 NO_CLIP_SCORE = check("select.no_clip_score")
 
 
-def _clip_params(config: Config, columns: set[str], quantile: Quantile) -> RuleParams:
+def _clip_params(config: Config, columns: set[str], pool: Pool) -> RuleParams:
     """LAION-5B's absolute threshold, or DataComp's top fraction of the pool turned into one."""
     cfg = config.clip
     if not cfg.enabled:
@@ -59,7 +86,7 @@ def _clip_params(config: Config, columns: set[str], quantile: Quantile) -> RuleP
         )
     if cfg.top_fraction > 0:
         # Exact percentile: keeping score >= threshold keeps that fraction (ties included).
-        threshold = quantile("clip_score", 1.0 - cfg.top_fraction)
+        threshold = pool.quantile("clip_score", 1.0 - cfg.top_fraction)
         summary = {"applied": True, "top_fraction": cfg.top_fraction, "threshold": threshold}
         return RuleParams(None if threshold is None else {"threshold": threshold}, summary)
     return RuleParams({"threshold": cfg.threshold}, {"applied": True, "threshold": cfg.threshold})
@@ -83,6 +110,105 @@ def _clip_decide(batch: pa.RecordBatch, params: dict[str, Any]) -> tuple[pa.Arra
     return pa.array(reasons, pa.string()), pa.array(details, pa.string())
 
 
+NO_CONCEPT = check("select.no_concept_match")
+
+
+def _text_params(config: Config, columns: set[str], pool: Pool) -> RuleParams:
+    """The term list (its digest pins the file the workers read)."""
+    path = config.select.text_based.terms
+    terms = read_entry_list(path)
+    summary = {"applied": True, "terms": path, "term_count": len(terms), "digest": terms.digest}
+    return RuleParams({"path": path, "digest": terms.digest}, summary)
+
+
+def _text_decide(batch: pa.RecordBatch, params: dict[str, Any]) -> tuple[pa.Array, pa.Array]:
+    """select.no_concept_match when no term occurs in the caption as whole words."""
+    matcher = matcher_for(params["path"], params["digest"])
+    hits = matcher.match_many(batch.column("caption").to_pylist())
+    reasons = [None if found else NO_CONCEPT for found in hits]
+    return pa.array(reasons, pa.string()), pa.nulls(batch.num_rows, pa.string())
+
+
+OFF_TARGET = check("select.off_target_cluster")
+NO_EMBEDDING = check("select.no_embedding")
+
+
+def image_cluster_count(n: int, clusters: int, pool_per_cluster: int) -> int:
+    """k: select.image_based.clusters, or one centroid per pool_per_cluster samples."""
+    k = clusters or math.ceil(n / pool_per_cluster)
+    return max(1, min(k, n))
+
+
+def _image_params(config: Config, columns: set[str], pool: Pool) -> RuleParams:
+    """Centroids over a sample of the pool; the targets are the reference images' nearest ones.
+
+    The sample is centred on its mean before clustering (as semantic dedup does): CLIP
+    embeddings share one strong direction, and k-means on them as they are puts much of the pool
+    in a few central clusters (docs/semantic_dedup.md), which a reference image then marks
+    on-target wholesale.
+    """
+    cfg = config.select.image_based
+    if "image_embedding" not in columns:
+        return RuleParams(
+            None,
+            {
+                "applied": False,
+                "why": "annotations have no image_embedding (annotate ran without CLIP)",
+            },
+        )
+    n = pool.count()
+    if n == 0:
+        return RuleParams(None, {"applied": False, "why": "the pool is empty"})
+    k = image_cluster_count(n, cfg.clusters, cfg.pool_per_cluster)
+    points = pool.embedding_sample(min(n, cfg.max_sample, cfg.sample_per_cluster * k), cfg.seed)
+    centre = points.mean(axis=0).astype(np.float32)
+    centroids, rounds = spherical_kmeans(normalise(points - centre), k, cfg.iterations, cfg.seed)
+    targets, references = reference_clusters(
+        cfg.reference, config.clip, lambda e: assign_clusters(e, centre, centroids)
+    )
+    sample_clusters = assign_clusters(points, centre, centroids)
+    summary = {
+        "applied": True,
+        "reference": cfg.reference,
+        "reference_images": references,
+        "clusters": len(centroids),
+        "target_clusters": len(targets),
+        "kmeans_sample": len(points),
+        "kmeans_iterations": rounds,
+        # The share of the k-means sample in target clusters: about the share the rule keeps.
+        "sample_on_target": round(float(np.isin(sample_clusters, targets).mean()), 4),
+    }
+    values = {"centre": centre, "centroids": centroids, "targets": np.asarray(targets, np.int64)}
+    return RuleParams(values, summary)
+
+
+def assign_clusters(
+    embeddings: np.ndarray, centre: np.ndarray, centroids: np.ndarray
+) -> np.ndarray:
+    """The nearest centroid of each embedding, in the centred space the centroids live in."""
+    return nearest_centroids(normalise(normalise(embeddings) - centre), centroids)[:, 0]
+
+
+def _image_decide(batch: pa.RecordBatch, params: dict[str, Any]) -> tuple[pa.Array, pa.Array]:
+    """select.off_target_cluster when the nearest centroid is no reference image's nearest;
+    select.no_embedding without an embedding."""
+    column = batch.column("image_embedding")
+    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    reasons: list[str | None] = [NO_EMBEDDING] * batch.num_rows
+    details: list[str | None] = [None] * batch.num_rows
+    rows = np.flatnonzero(valid)
+    if len(rows):
+        embeddings = to_matrix(column.take(pa.array(rows)))
+        nearest = assign_clusters(embeddings, params["centre"], params["centroids"])
+        on_target = np.isin(nearest, params["targets"])
+        for row, cluster, keep in zip(
+            rows.tolist(), nearest.tolist(), on_target.tolist(), strict=True
+        ):
+            reasons[row] = None if keep else OFF_TARGET
+            details[row] = None if keep else f"cluster {cluster}"
+    return pa.array(reasons, pa.string()), pa.array(details, pa.string())
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         name="clip_score",
@@ -90,6 +216,20 @@ RULES: tuple[Rule, ...] = (
         columns=("clip_score",),
         params=_clip_params,
         decide=_clip_decide,
+    ),
+    Rule(
+        name="text_based",
+        reasons=(NO_CONCEPT,),
+        columns=("caption",),
+        params=_text_params,
+        decide=_text_decide,
+    ),
+    Rule(
+        name="image_based",
+        reasons=(OFF_TARGET, NO_EMBEDDING),
+        columns=("image_embedding",),
+        params=_image_params,
+        decide=_image_decide,
     ),
 )
 RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)

@@ -7,9 +7,11 @@ Decisions only: no model runs here, so changing a threshold and running select a
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.errors import ConfigError
+from pipeline.entry_match import read_entry_list
+from pipeline.errors import ConfigError, InputError
 from pipeline.runner import StageContext, StageResult
 from pipeline.select.plan import decide
 from pipeline.select.rules import RULE_NAMES
@@ -19,17 +21,40 @@ log = logging.getLogger(__name__)
 
 
 def preflight(config: Config, input_path: str | None = None) -> None:
-    """Every rule of select.rules must exist before a run starts."""
-    unknown = [r for r in config.select.rules if r not in RULE_NAMES]
+    """Every rule of select.rules must exist, with the files it reads, before a run starts."""
+    rules = config.select.rules
+    unknown = [r for r in rules if r not in RULE_NAMES]
     if unknown:
         raise ConfigError(
             f"config select.rules: unknown rule {unknown[0]!r} (rules: {', '.join(RULE_NAMES)})"
         )
+    if "text_based" in rules:
+        terms = config.select.text_based.terms
+        if not terms:
+            raise ConfigError(
+                "config select.rules has text_based but select.text_based.terms is empty"
+            )
+        if not Path(terms).is_file():
+            raise InputError(f"select.text_based.terms {terms}: no such file")
+        if not read_entry_list(terms).entries:
+            raise InputError(f"select.text_based.terms {terms}: no terms in the file")
+    if "image_based" in rules:
+        reference = config.select.image_based.reference
+        if not reference:
+            raise ConfigError(
+                "config select.rules has image_based but select.image_based.reference is empty"
+            )
+        if not Path(reference).exists():
+            raise InputError(f"select.image_based.reference {reference}: no such file or folder")
 
 
 def run(ctx: StageContext) -> StageResult:
     """Apply `select.rules` to the samples dedup kept."""
-    inputs = {"dedup": ctx.read("dedup"), "annotations": ctx.read("annotate")}
+    inputs = {
+        "dedup": ctx.read("dedup"),
+        "annotations": ctx.read("annotate"),
+        "candidates": ctx.read("ingest"),
+    }
     decisions = decide(inputs, ctx.config)
     log.info("select: rules %s", decisions.figures["rules"])
     return ctx.write_decisions(decisions, SELECTION.names)

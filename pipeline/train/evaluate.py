@@ -109,8 +109,14 @@ def zero_shot(
     logits = features @ classifier.T
     truth = torch.tensor([classes.index(label) for label in data.labels], device=logits.device)
     top = logits.topk(min(5, len(classes)), dim=-1).indices
+    hits = (top[:, 0] == truth).float()
+    # Per class, so that a comparison can report the rare (tail) classes on their own.
+    per_class = {
+        name: hits[truth == i].mean().item() for i, name in enumerate(classes) if (truth == i).any()
+    }
     return {
-        "zeroshot_top1": (top[:, 0] == truth).float().mean().item(),
+        "zeroshot_top1": hits.mean().item(),
+        "zeroshot_top1_per_class": per_class,
         "zeroshot_top5": (top == truth[:, None]).any(dim=-1).float().mean().item(),
         "zeroshot_images": len(data.paths),
         "zeroshot_classes": len(classes),

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 EMBEDDINGS = pa.schema([pa.field("name", pa.string()), pa.field("image_embedding", pa.binary())])
 
 
-def _readable(path: Path) -> bool:
+def readable_image(path: Path) -> bool:
     try:
         with Image.open(path) as image:
             image.verify()
@@ -45,7 +45,7 @@ def eval_embeddings(path: str, clip: ClipConfig) -> pa.Table | None:
         )
         return pa.table({"name": names, "image_embedding": table.column("image_embedding")})
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    files = [p for p in files if _readable(p)]
+    files = [p for p in files if readable_image(p)]
     embeddings = embed_images([p.read_bytes() for p in files], clip)
     names = [str(p.relative_to(root)) for p in files]
     return pa.table({"name": names, "image_embedding": embeddings}, schema=EMBEDDINGS)

@@ -66,7 +66,7 @@ def cluster_count(n: int, cfg: SemanticDedupConfig) -> int:
     return max(1, math.ceil(n / cfg.cluster_size))
 
 
-def _sample(frame: DataFrame, n: int, wanted: int, seed: int) -> np.ndarray:
+def seeded_sample(frame: DataFrame, n: int, wanted: int, seed: int) -> np.ndarray:
     """A seeded sample of about `wanted` embeddings, the same whatever the partitioning: rows
     whose hash of uid falls under a cut, ordered by that hash. Bounded by `wanted`, never n."""
     scored = frame.select("uid", "image_embedding", F.xxhash64("uid", F.lit(seed)).alias("h"))
@@ -89,7 +89,7 @@ def sample_embeddings(frame: DataFrame, n: int, cfg: SemanticDedupConfig) -> np.
     """The seeded k-means sample of `frame` (uid, image_embedding): at most sample_per_cluster
     a centroid and max_sample in all, normalised."""
     wanted = min(n, cfg.max_sample, cfg.sample_per_cluster * cluster_count(n, cfg))
-    return _sample(frame, n, wanted, cfg.seed)
+    return seeded_sample(frame, n, wanted, cfg.seed)
 
 
 @dataclass(frozen=True)

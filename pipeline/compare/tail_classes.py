@@ -1,0 +1,37 @@
+"""Which evaluation classes are the tail: the half named by the fewest captions of the pool.
+
+Counted over the run's candidates (ingest's output) with the same whole-word matcher as the
+text-based rule and balancing; the driver streams the parquet files one batch at a time and
+holds one count per class.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import pyarrow.parquet as pq
+
+from pipeline.entry_match import EntryMatcher, parse_entries
+from pipeline.files import data_files
+from pipeline.run_dir import RunDir
+
+
+def class_counts(run: RunDir, classes: Sequence[str]) -> dict[str, int]:
+    """Class -> candidates whose caption names it (whole words, case-folded)."""
+    names = list(classes)
+    matcher = EntryMatcher(parse_entries(names))
+    index = {entry: i for i, entry in enumerate(matcher.entries)}
+    normalised = [parse_entries([n])[0] for n in names]
+    counts: Counter[int] = Counter()
+    for path in data_files(run.candidates):
+        for batch in pq.ParquetFile(path).iter_batches(columns=["caption"], batch_size=65_536):
+            for found in matcher.match_many(batch.column(0).to_pylist()):
+                counts.update(found)
+    return {name: counts[index[n]] for name, n in zip(names, normalised, strict=True)}
+
+
+def tail_classes(counts: dict[str, int]) -> list[str]:
+    """The rarer half of the classes (ties broken by name), sorted by name."""
+    ranked = sorted(counts, key=lambda c: (counts[c], c))
+    return sorted(ranked[: len(ranked) // 2])

@@ -12,7 +12,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.files import data_files, write_atomically
-from schemas.reasons import REASONS
+from schemas.reasons import may_write
 from schemas.tables import LEDGER
 
 
@@ -23,7 +23,7 @@ class AccountingError(RuntimeError):
 def ledger_table(uids: list[str], stage: str, reasons: list[str], details: list) -> pa.Table:
     """Build ledger rows, refusing any reason code not declared in schemas/ for this stage."""
     for code in set(reasons):
-        if code not in REASONS or REASONS[code].stage != stage:
+        if not may_write(stage, code):
             raise KeyError(f"reason {code!r} is not a declared {stage} reason code")
     return pa.table(
         {"uid": uids, "stage": [stage] * len(uids), "reason": reasons, "detail": details},

@@ -21,6 +21,17 @@ class Reason:
         return self.code.split(".", 1)[0]
 
 
+# Stages that write another stage's codes: preselect runs select's rules on the pool's own scores
+# before the download, and its drops carry the same codes as the same rules after it.
+WRITES_CODES_OF: dict[str, str] = {"preselect": "select"}
+
+
+def may_write(stage: str, code: str) -> bool:
+    """Whether `stage` may write reason `code` (its own codes, or those it borrows)."""
+    reason = REASONS.get(code)
+    return reason is not None and reason.stage == WRITES_CODES_OF.get(stage, stage)
+
+
 _ALL = [
     # ingest: row hygiene
     Reason("ingest.missing_url", "URL is null or empty"),
@@ -104,7 +115,18 @@ _ALL = [
     # select
     Reason(
         "select.clip_score",
-        "CLIP score below clip.threshold, or below the threshold that keeps clip.top_fraction",
+        "CLIP score below clip.threshold, or below the threshold that keeps clip.top_fraction; "
+        "before download (preselect), the pool's own CLIP score column (select.pool.clip_column) "
+        "below its threshold",
+    ),
+    Reason(
+        "select.no_pool_score",
+        "preselect: a score column a pool rule reads is null for the sample",
+    ),
+    Reason("select.pool_score_below", "preselect: a pool score below its select.pool.min bound"),
+    Reason(
+        "select.pool_score_above",
+        "preselect: a pool score above its select.pool.max bound (LAION: punsafe, pwatermark)",
     ),
     Reason("select.no_clip_score", "the CLIP rule ran but the sample has no score"),
     Reason(

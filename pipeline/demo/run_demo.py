@@ -87,6 +87,7 @@ def _start_over(run: RunDir) -> None:
     differ between runs, so ingest and download are redone together."""
     for leftover in (
         run.candidates,
+        run.root / get_stage("preselect").output,
         run.downloads,
         run.ledger,
         run.work,
@@ -109,7 +110,7 @@ def _fetch(run: RunDir, config: Config, pairs: int, seed: int) -> None:
         )
     with ImageServer(web.files_dir, slow_seconds=5.0) as server:
         source = write_input_parquet(web, server.base_url, run.root / "input.parquet")
-        run_stages(run.root, config, str(source), ["ingest", "download"])
+        run_stages(run.root, config, str(source), ["ingest", "preselect", "download"])
 
 
 def _scorer(config: Config, raw: dict[str, Any]) -> Config:

@@ -1,4 +1,5 @@
-"""`curate download`: candidates/ -> downloads/ (img2dataset webdataset shards) + ledger/download/."""
+"""`curate download`: preselected/ (the candidates preselect kept) -> downloads/ (img2dataset
+webdataset shards) + ledger/download/."""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def run(ctx: StageContext) -> StageResult:
     """Download every candidate with img2dataset; each failure becomes a ledger row."""
     cfg = ctx.config.download
     input_file = ctx.work / "input.parquet"
-    rows_in, carried = write_download_input(ctx.folder("ingest"), input_file)
+    # The candidates the stage before download kept (preselect: those the pool rules pass).
+    rows_in, carried = write_download_input(ctx.folder(ctx.stage.needs or "preselect"), input_file)
     expected = math.ceil(rows_in / cfg.samples_per_shard)
     distributor = resolve_distributor(ctx.config)
     if distributor == "pyspark":

@@ -3,11 +3,13 @@ the planted mismatched captions; thresholds change without recomputing any model
 
 from __future__ import annotations
 
+import re
+
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_config
-from pipeline.demo.synthetic_web import load_ground_truth
+from pipeline.demo.synthetic_web import generate_eval_set, load_ground_truth
 from pipeline.ledger import read_ledger
 from pipeline.runner import run_stage
 from tests.conftest import NO_CLIP, clip_overrides, copy_run
@@ -108,3 +110,72 @@ def test_without_clip_select_says_no_rule_ran(annotated, tmp_path):
     run.forget(("select",))
     entry = run_stage("select", run.root, load_config())
     assert entry["clip_rule"]["applied"] is False and "no clip_score" in entry["clip_rule"]["why"]
+
+
+def test_text_based_rule_keeps_exactly_the_captions_naming_a_term(scored_copy, tiny_checkpoint):
+    run, _ = scored_copy
+    terms = run.root.parent / "terms.txt"
+    terms.write_text("red circle\nBlue Square\ngreen star\n")
+    config = load_config(
+        None,
+        [
+            *clip_overrides(tiny_checkpoint),
+            "select.rules=[text_based]",
+            f"select.text_based.terms={terms}",
+        ],
+    )
+    entry = run_stage("select", run.root, config)
+    captions = {
+        r["uid"]: r["caption"]
+        for r in pq.read_table(run.candidates, columns=["uid", "caption"]).to_pylist()
+    }
+    pooled = {r["uid"] for r in pq.read_table(run.dedup, columns=["uid"]).to_pylist()}
+    # An oracle independent of the automaton: a word-bounded regular expression.
+    pattern = re.compile(r"(?<!\w)(red\W+circle|blue\W+square|green\W+star)(?!\w)", re.IGNORECASE)
+    expected = {u for u in pooled if pattern.search(captions[u])}
+    assert 0 < len(expected) < len(pooled)
+    assert {r["uid"] for r in pq.read_table(run.selection).to_pylist()} == expected
+    assert entry["dropped_by_reason"] == {"select.no_concept_match": len(pooled) - len(expected)}
+    assert entry["rules"]["text_based"]["term_count"] == 3
+
+
+def test_image_based_rule_with_clip_is_datacomps_intersection(scored_copy, tiny_checkpoint):
+    run, _ = scored_copy
+    reference = run.root.parent / "reference"
+    generate_eval_set(reference, n_per_class=1, seed=11)
+    overrides = [
+        *clip_overrides(tiny_checkpoint),
+        "clip.top_fraction=0.7",
+        f"select.image_based.reference={reference / 'images'}",
+        "select.image_based.clusters=12",
+    ]
+    clip_only = run_stage("select", run.root, load_config(None, overrides))
+    both = run_stage(
+        "select", run.root, load_config(None, [*overrides, "select.rules=[clip_score,image_based]"])
+    )
+    rule = both["rules"]["image_based"]
+    assert rule["applied"] is True
+    assert (rule["reference_images"], rule["clusters"]) == (36, 12)
+    assert 1 <= rule["target_clusters"] <= 12
+    # The intersection keeps a subset of the CLIP rule's keep-list, with the same threshold.
+    assert both["clip_rule"]["threshold"] == clip_only["clip_rule"]["threshold"]
+    assert both["rows_kept"] <= clip_only["rows_kept"]
+    assert set(both["dropped_by_reason"]) <= {"select.clip_score", "select.off_target_cluster"}
+    assert (
+        both["dropped_by_reason"]["select.clip_score"]
+        == clip_only["dropped_by_reason"]["select.clip_score"]
+    )
+    assert both["rows_in"] == both["rows_kept"] + sum(both["dropped_by_reason"].values())
+    ledger = read_ledger(run.ledger_for("select")).to_pylist()
+    off = [r for r in ledger if r["reason"] == "select.off_target_cluster"]
+    assert len(off) == both["dropped_by_reason"].get("select.off_target_cluster", 0)
+    assert all(r["detail"].startswith("cluster ") for r in off)
+
+
+def test_select_refuses_a_rule_without_its_file(scored_copy, tiny_checkpoint):
+    from pipeline.errors import ConfigError
+
+    run, _ = scored_copy
+    config = load_config(None, [*clip_overrides(tiny_checkpoint), "select.rules=[text_based]"])
+    with pytest.raises(ConfigError, match=r"select\.text_based\.terms is empty"):
+        run_stage("select", run.root, config)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.compare.child_run import child_run
 from pipeline.compare.selections import RAW, RUN, Selection, selection_config
-from pipeline.compare.tail_classes import class_counts, tail_classes
+from pipeline.compare.tail_classes import caption_counts, class_counts, tail_classes
 from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.files import write_text_atomically
@@ -99,6 +99,9 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
         result = train_selection(run, selection.name, shards, source, config)
         metrics = result.get("metrics", {})
         eval_images = metrics.get("zeroshot_images", eval_images)
+        # What the selection trains on: the share of its captions that name a tail class.
+        named = caption_counts(shards, classes)
+        total = sum(named.values())
         runs[selection.name] = {
             "selection": selection.spec,
             "train_dir": str(train_dir(run, selection.name)),
@@ -108,6 +111,7 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
             "zeroshot_top1": metrics.get("zeroshot_top1"),
             "zeroshot_top1_tail": _tail_top1(metrics.get("zeroshot_top1_per_class"), tail),
             "zeroshot_top5": metrics.get("zeroshot_top5"),
+            "tail_caption_share": sum(named[c] for c in tail) / total if total else None,
         }
     top1 = {n: r["zeroshot_top1"] for n, r in runs.items()}
     comparison = {
@@ -131,18 +135,20 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
 
 
 def table_lines(comparison: dict[str, Any]) -> list[str]:
-    """The DataComp-style table: selection, pairs, top-1, tail top-1, top-5."""
+    """The DataComp-style table: selection, pairs, the share of its captions naming a tail
+    class, zero-shot top-1, top-1 on the tail classes, top-5."""
     lines = [
         f"zero-shot on {comparison['eval_images']} clean images, {comparison['eval_classes']}"
         f" classes, tail = the {len(comparison['tail_classes'])} rarest in the pool's captions"
         f" ({comparison['model']}, {comparison['steps']} steps x {comparison['batch_size']}):",
-        f"{'trained on':<14} {'selection':<28} {'pairs':>7} {'top-1':>7} {'tail':>7} {'top-5':>7}",
+        f"{'trained on':<14} {'selection':<28} {'pairs':>7} {'tail %':>7} {'top-1':>7}"
+        f" {'tail':>7} {'top-5':>7}",
     ]
     for name, r in comparison["runs"].items():
         lines.append(
             f"{name:<14} {r.get('selection', ''):<28} {r['training_samples']:>7}"
-            f" {_pct(r['zeroshot_top1']):>7} {_pct(r.get('zeroshot_top1_tail')):>7}"
-            f" {_pct(r['zeroshot_top5']):>7}"
+            f" {_pct(r.get('tail_caption_share')):>7} {_pct(r['zeroshot_top1']):>7}"
+            f" {_pct(r.get('zeroshot_top1_tail')):>7} {_pct(r['zeroshot_top5']):>7}"
         )
     margin = comparison.get("top1_margin")
     if margin is not None:

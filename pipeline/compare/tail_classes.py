@@ -1,14 +1,15 @@
-"""Which evaluation classes are the tail: the half named by the fewest captions of the pool.
+"""Which evaluation classes are the tail: the half named by the fewest captions of the pool;
+and how many captions of a training set name each class.
 
-Counted over the run's candidates (ingest's output) with the same whole-word matcher as the
-text-based rule and balancing; the driver streams the parquet files one batch at a time and
-holds one count per class.
+Counted with the same whole-word matcher as the text-based rule and balancing; the driver
+streams the parquet files one batch at a time and holds one count per class.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -19,12 +20,18 @@ from pipeline.run_dir import RunDir
 
 def class_counts(run: RunDir, classes: Sequence[str]) -> dict[str, int]:
     """Class -> candidates whose caption names it (whole words, case-folded)."""
+    return caption_counts(run.candidates, classes)
+
+
+def caption_counts(folder: Path, classes: Sequence[str]) -> dict[str, int]:
+    """Class -> rows of the parquet files in `folder` (a `caption` column: candidates,
+    downloads, shards) whose caption names it."""
     names = list(classes)
     matcher = EntryMatcher(parse_entries(names))
     index = {entry: i for i, entry in enumerate(matcher.entries)}
     normalised = [parse_entries([n])[0] for n in names]
     counts: Counter[int] = Counter()
-    for path in data_files(run.candidates):
+    for path in data_files(folder):
         for batch in pq.ParquetFile(path).iter_batches(columns=["caption"], batch_size=65_536):
             for found in matcher.match_many(batch.column(0).to_pylist()):
                 counts.update(found)

@@ -41,6 +41,9 @@ DEMO_CLASS_TAIL = 1.0
 # MetaCLIP's cap per entry, for the demo's pool (its t = 20,000 is for 400M pairs and 500k
 # entries); the demo's entries are its 36 class names.
 DEMO_BALANCE_T = 40
+# Centroids of the image-based rule: DataComp's 100,000 centroids are about 100 per ImageNet
+# class; the demo's pool of ~4,500 has 36 classes (CommonPool's 1,300 a centroid would give 4).
+DEMO_IMAGE_CLUSTERS = 100
 # What the demo trains and compares: NAME=SPEC (pipeline.compare.selections).
 DEMO_SELECTIONS = (
     "raw=raw",
@@ -163,13 +166,12 @@ def compare_config(config: Config, web: Path) -> Config:
     """The demo's settings of the image-based rule and of balancing, where the user left them
     unset: the web's reference pictures and its class names as the entry list."""
     select = config.select
-    if not select.image_based.reference:
-        select = dataclasses.replace(
-            select,
-            image_based=dataclasses.replace(
-                select.image_based, reference=str(web / "reference" / "images")
-            ),
-        )
+    image = select.image_based
+    if not image.reference:
+        image = dataclasses.replace(image, reference=str(web / "reference" / "images"))
+    if not image.clusters:
+        image = dataclasses.replace(image, clusters=DEMO_IMAGE_CLUSTERS)
+    select = dataclasses.replace(select, image_based=image)
     if not select.text_based.terms:
         select = dataclasses.replace(
             select,

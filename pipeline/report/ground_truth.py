@@ -31,6 +31,8 @@ class FilterTarget:
     stage: str
     reasons: frozenset[str]
     targets: frozenset[str]
+    # Scored only when it dropped something: a rule that runs only when listed (select.rules).
+    optional: bool = False
 
 
 _TEXT_RULES = frozenset(
@@ -79,6 +81,20 @@ FILTERS: tuple[FilterTarget, ...] = (
         "select",
         frozenset({check("select.clip_score"), check("select.no_clip_score")}),
         frozenset({"mismatched_caption"}),
+    ),
+    FilterTarget(
+        "text-based (DataComp)",
+        "select",
+        frozenset({check("select.no_concept_match")}),
+        frozenset({"off_target"}),
+        optional=True,
+    ),
+    FilterTarget(
+        "image-based (DataComp)",
+        "select",
+        frozenset({check("select.off_target_cluster"), check("select.no_embedding")}),
+        frozenset({"off_target"}),
+        optional=True,
     ),
 )
 
@@ -193,6 +209,8 @@ def score_against_truth(
             if where == KEPT or order.get(where, -1) >= order[f.stage]
         ]
         dropped = [gt for gt in reached if gt_reason.get(gt) in f.reasons]
+        if f.optional and not dropped:
+            continue
         if f.stage == "dedup":
             members = Counter(group[gt] for gt in reached)
             in_group = {gt for gt in reached if members[group[gt]] > 1}

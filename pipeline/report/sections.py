@@ -139,30 +139,39 @@ def comparison_section(tables: RunTables) -> Section | None:
     rows = [
         (
             name,
+            r.get("selection", ""),
             r.get("training_samples"),
+            r.get("tail_caption_share"),
             r.get("steps"),
             r.get("zeroshot_top1"),
+            r.get("zeroshot_top1_tail"),
             r.get("zeroshot_top5"),
             r.get("final_loss"),
         )
         for name, r in runs.items()
     ]
+    tail = comp.get("tail_classes") or []
     body = (
         f"<p>The same model ({esc(comp.get('model'))}) and budget ({comp.get('steps')} steps of "
-        f"{comp.get('batch_size')} pairs, seed {comp.get('seed')}) trained on each dataset, then "
-        f"evaluated zero-shot on {comp.get('eval_images')} clean held-out images over "
-        f"{comp.get('eval_classes')} classes.</p>"
+        f"{comp.get('batch_size')} pairs, seed {comp.get('seed')}) trained on each selection "
+        f"(DataComp's protocol), then evaluated zero-shot on {comp.get('eval_images')} clean "
+        f"held-out images over {comp.get('eval_classes')} classes. Tail: the {len(tail)} classes "
+        f"named by the fewest captions of the pool ({esc(', '.join(tail))}).</p>"
     )
     body += table(
         [
             "trained on",
+            "selection",
             "pairs available",
+            "captions naming a tail class",
             "steps",
             "zero-shot top-1",
+            "top-1, tail classes",
             "zero-shot top-5",
             "final loss",
         ],
         rows,
+        text_cols=2,
     )
     curves = {}
     for name, r in runs.items():
@@ -172,7 +181,7 @@ def comparison_section(tables: RunTables) -> Section | None:
             curves[name] = ([x["step"] for x in lines], [x["loss"] for x in lines])
     if curves:
         body += plot(png_uri(plots.loss_curves(curves, "Training loss")), "training loss curves")
-    return "Training comparison: raw vs curated", body
+    return "Training comparison: the same model on each selection", body
 
 
 def truth_section(tables: RunTables, pairs: pa.Table | None) -> Section | None:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from pipeline.cli import main
 from pipeline.demo.compare import DEMO_TOP_FRACTION
 from pipeline.ledger import read_ledger
+from pipeline.run_dir import RunDir
 from tests.conftest import DEMO_ARGS, DEMO_PAIRS
 
 
@@ -19,10 +20,12 @@ def test_demo_accounts_for_every_pair(demo_run):
     stats = run.stats()
     assert [s["stage"] for s in stats["funnel"]] == [
         "ingest",
+        "preselect",
         "download",
         "annotate",
         "dedup",
         "select",
+        "balance",
         "shard",
     ]
     ledger = read_ledger(run.ledger)
@@ -64,6 +67,39 @@ def test_demo_compares_raw_and_curated_training(demo_run):
         comparison["top1_margin"] == runs["curated"]["zeroshot_top1"] - runs["raw"]["zeroshot_top1"]
     )
     assert (demo_run.report / "index.html").is_file()
+
+
+def test_demo_compares_datacomp_and_metaclip_selections(demo_run):
+    comparison = json.loads((demo_run.root / "comparison.json").read_text())
+    runs = comparison["runs"]
+    assert list(runs) == ["raw", "curated", "clip_image", "clip_balance"]
+    assert [r["selection"] for r in runs.values()] == [
+        "raw",
+        "run",
+        "clip_score+image_based",
+        "clip_score+balance",
+    ]
+    # The tail: the rarer half of the 36 classes by the pool's captions.
+    assert len(comparison["tail_classes"]) == 18
+    counts = comparison["class_caption_counts"]
+    assert max(counts[c] for c in comparison["tail_classes"]) <= min(
+        counts[c] for c in counts if c not in comparison["tail_classes"]
+    )
+    for name in ("clip_image", "clip_balance"):
+        child = RunDir(demo_run.root / "compare" / name)
+        entries = child.stats()["stages"]
+        # The shared stages are the parent's, linked; select, balance and shard are the child's.
+        assert entries["dedup"] == demo_run.stats()["stages"]["dedup"]
+        assert runs[name]["training_samples"] == entries["shard"]["rows_kept"]
+        assert 0.0 <= runs[name]["zeroshot_top1_tail"] <= 1.0
+    image = RunDir(demo_run.root / "compare" / "clip_image").stats()["stages"]
+    assert image["select"]["rules"]["image_based"]["applied"] is True
+    # The same CLIP cut as the run's own selection, then the image-based rule on top.
+    assert image["select"]["clip_rule"] == demo_run.stats()["stages"]["select"]["clip_rule"]
+    assert image["shard"]["rows_kept"] <= runs["curated"]["training_samples"]
+    balance = RunDir(demo_run.root / "compare" / "clip_balance").stats()["stages"]["balance"]
+    assert balance["rows_in"] == runs["curated"]["training_samples"]
+    assert balance["rows_kept"] == runs["clip_balance"]["training_samples"]
 
 
 def test_demo_run_again_changes_nothing(demo_run, capsys):

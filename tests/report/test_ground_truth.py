@@ -73,3 +73,41 @@ def test_fates_per_noise_kind(report):
         "near_duplicate_resize": {KEPT: 1},
     }
     assert fate_columns(report) == [KEPT, "ingest", "download", "dedup", "select"]
+
+
+def _score(rows: dict) -> list:
+    truth = pa.table(
+        {
+            "gt_id": list(rows),
+            "noise": [r[0] for r in rows.values()],
+            "duplicate_of": pa.array([None] * len(rows), pa.int64()),
+        }
+    )
+    pairs = pa.table({"uid": [f"u{g}" for g in rows], "gt_id": list(rows)})
+    dropped = {g: r[1] for g, r in rows.items() if r[1] != KEPT}
+    ledger = pa.table(
+        {
+            "uid": [f"u{g}" for g in dropped],
+            "stage": [code.split(".")[0] for code in dropped.values()],
+            "reason": list(dropped.values()),
+            "detail": [None] * len(dropped),
+        }
+    )
+    kept = {f"u{g}" for g, r in rows.items() if r[1] == KEPT}
+    return score_against_truth(truth, pairs, ledger, kept).scores
+
+
+def test_image_and_text_rules_are_scored_on_off_target_pictures_when_they_ran():
+    rows = {
+        0: ("clean", KEPT),
+        1: ("off_target", "select.off_target_cluster"),
+        2: ("off_target", KEPT),  # missed
+        3: ("clean", "select.off_target_cluster"),  # a false positive
+        4: ("off_target", "select.clip_score"),  # the CLIP rule caught it first
+    }
+    scores = {s.name: s for s in _score(rows)}
+    image = scores["image-based (DataComp)"]
+    # Reached select: all five; dropped by the rule: 1 and 3; off-target among them: 1.
+    assert (image.dropped, image.correct, image.expected) == (2, 1, 3)
+    # The text-based rule dropped nothing here: it did not run, so it is not scored.
+    assert "text-based (DataComp)" not in scores

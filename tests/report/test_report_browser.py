@@ -50,7 +50,7 @@ def test_report_renders_with_images_and_no_errors(browser, demo_run, tmp_path_fa
     headings = page.locator("h2").all_inner_texts()
     assert headings[:3] == [
         "Funnel",
-        "Training comparison: raw vs curated",
+        "Training comparison: the same model on each selection",
         "Filters against the planted ground truth",
     ]
     assert "Dropped samples per reason" in headings and "Duplicate clusters" in headings

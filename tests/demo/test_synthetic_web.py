@@ -129,9 +129,11 @@ def test_noise_counts_are_exactly_the_mix(rows: list[dict]) -> None:
     counts = collections.Counter(r["noise"] for r in rows)
     assert dict(counts) == EXPECTED_COUNTS
     assert sum(EXPECTED_COUNTS.values()) == N_PAIRS
-    # The variants are off by default: a web that does not name them is the one it always was.
-    assert set(NOISE_KINDS) == set(EXPECTED_COUNTS) | VARIANT_KINDS
-    assert NoiseMix().counts(N_PAIRS) == EXPECTED_COUNTS | dict.fromkeys(VARIANT_KINDS, 0)
+    # The variants and off-target pictures are off by default: a web that does not name them is
+    # the one it always was.
+    off = {*VARIANT_KINDS, "off_target"}
+    assert set(NOISE_KINDS) == set(EXPECTED_COUNTS) | off
+    assert NoiseMix().counts(N_PAIRS) == EXPECTED_COUNTS | dict.fromkeys(off, 0)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +150,8 @@ def test_mixes_sum_to_one_in_noise_kinds_order(mix: NoiseMix, clean: float) -> N
 
 def test_demo_mix_plants_every_variant() -> None:
     assert {k: DEMO_MIX.fractions()[k] for k in VARIANT_KINDS} == dict.fromkeys(VARIANT_KINDS, 0.02)
-    assert DEMO_MIX.mismatched_caption == 0.25
+    assert DEMO_MIX.mismatched_caption == 0.19
+    assert DEMO_MIX.off_target == 0.06
     counts = DEMO_MIX.counts(8000)
     assert {k: counts[k] for k in VARIANT_KINDS} == dict.fromkeys(VARIANT_KINDS, 160)
     assert counts["clean"] == 2400
@@ -612,3 +615,42 @@ def test_variants_do_not_change_the_other_rows_pixels(tmp_path: Path) -> None:
         if ra["noise"] == "variant_flip" or ra["path"] not in tree_a:
             continue
         assert tree_a[ra["path"]] == tree_b[ra["path"]], ra["gt_id"]
+
+
+def test_long_tailed_classes_follow_a_zipf_law(tmp_path: Path) -> None:
+    from pipeline.demo.noise_plan import class_weights
+    from pipeline.demo.synthetic_web import CONCEPTS_FILE, load_class_weights
+
+    assert class_weights(0.0, 0) is None
+    weights = class_weights(1.0, 0)
+    ranked = np.sort(weights)[::-1]
+    # 1/rank, normalised: the head class holds 1/H(36) of the pairs, the rarest 1/36 of that.
+    harmonic = sum(1 / r for r in range(1, 37))
+    assert ranked[0] == pytest.approx(1 / harmonic) and ranked[-1] == pytest.approx(ranked[0] / 36)
+    assert ranked[:4].sum() == pytest.approx(0.5, abs=0.01)
+    mix = NoiseMix(**{k: 0.0 for k in NOISE_KINDS} | {"clean": 1.0})
+    web = generate_web(tmp_path / "tail", n_pairs=3000, seed=0, mix=mix, class_tail=1.0)
+    labels = collections.Counter(load_ground_truth(web).column("label").to_pylist())
+    planned = load_class_weights(web)
+    assert planned == dict(zip(CLASSES, weights.tolist(), strict=True))
+    for name in CLASSES:
+        # Binomial sampling error: within 4 sigma of the planned count.
+        expected = 3000 * planned[name]
+        assert abs(labels[name] - expected) <= 4 * np.sqrt(expected * (1 - planned[name])) + 1
+    assert (tmp_path / "tail" / CONCEPTS_FILE).read_text().splitlines() == CLASSES
+
+
+def test_off_target_pictures_have_no_class_and_a_truthful_caption(tmp_path: Path) -> None:
+    mix = NoiseMix(**{k: 0.0 for k in NOISE_KINDS} | {"clean": 0.5, "off_target": 0.5})
+    web = generate_web(tmp_path / "off", n_pairs=60, seed=2, mix=mix)
+    rows = [r for r in load_ground_truth(web).to_pylist() if r["noise"] == "off_target"]
+    assert len(rows) == 30
+    words = {w for c in CLASSES for w in c.split()}
+    for row in rows:
+        assert row["label"] is None and row["caption_label"] is None
+        assert not words & set(row["caption"].lower().replace(",", " ").split())
+        with Image.open(web.files_dir / row["path"]) as img:
+            pixels = np.asarray(img.convert("HSV"))
+        # A bare texture: no saturated, bright shape (the classes' colours are all saturated;
+        # dark pixels' hue and saturation are noise, so they are left out).
+        assert ((pixels[..., 1] > 150) & (pixels[..., 2] > 100)).mean() < 0.005

@@ -31,8 +31,8 @@ STAGES := $(shell PYTHONPATH=. $(PYTHON) -c 'from pipeline.stages import STAGE_N
 FORCE ?=
 BENCH_ARGS ?=
 
-.PHONY: install test test-fast lint format $(STAGES) run status report train demo \
-	bench-ingest bench-download bench-phash bench-dedup bench-crop-hash bench-semdedup bench-clip bench-shard bench-train clean \
+.PHONY: install test test-fast lint format $(STAGES) run status report train compare demo \
+	bench-ingest bench-download bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-clip bench-shard bench-train clean \
 	package submit cluster-up cluster-down
 
 install: $(VENV)/.installed
@@ -79,6 +79,12 @@ TRAIN_OUT ?= $(RUN_DIR)/train
 train: install
 	$(CURATE) train --shards $(SHARDS) --output $(TRAIN_OUT) $(ARGS)
 
+# make compare RUN_DIR=runs/demo SELECTIONS="raw=raw clip=clip_score clip_img=clip_score+image_based"
+SELECTIONS ?=
+compare: install
+	@test -n "$(SELECTIONS)" || { echo 'usage: make compare RUN_DIR=... SELECTIONS="NAME=SPEC ..."'; exit 2; }
+	$(CURATE) compare --run-dir $(RUN_DIR) --selections $(SELECTIONS) $(ARGS)
+
 demo: install
 	$(CURATE) demo --run-dir $(RUN_DIR) $(ARGS)
 
@@ -99,6 +105,9 @@ bench-crop-hash: install
 
 bench-semdedup: install
 	$(PY) -m benchmarks.bench_semdedup $(BENCH_ARGS)
+
+bench-balance: install
+	$(PY) -m benchmarks.bench_balance $(BENCH_ARGS)
 
 bench-shard: install
 	$(PY) -m benchmarks.bench_shard

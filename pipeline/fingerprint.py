@@ -1,5 +1,5 @@
-"""Stage fingerprints: the output-relevant settings of a stage plus the fingerprint of the stage
-before it, hashed. A stage whose recorded fingerprint differs from the one the current settings
+"""Stage fingerprints: the output-relevant settings of a stage (and the digest of a file one of
+them names, where the stage says so) plus the fingerprint of the stage before it, hashed. A stage whose recorded fingerprint differs from the one the current settings
 give is stale, and so is everything after it."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import typing
+from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, to_dict
@@ -47,11 +48,23 @@ def stage_settings(stage: Stage, config: Config, input_path: str | None = None) 
         _flatten(name, value, out)
     for name in stage.ignore:
         out.pop(name, None)
+    for name in stage.files:
+        if out.get(name):
+            out[f"{name}.sha256"] = file_digest(str(out[name]))
     if stage.needs is None and input_path is not None:
         out["input"] = str(input_path)
     if stage.version:
         out["output_version"] = stage.version
     return dict(sorted(out.items()))
+
+
+def file_digest(path: str) -> str:
+    """The first 16 hex digits of the file's sha256 (as pipeline.entry_match records it), or
+    "missing" when it cannot be read (`curate status` must not fail; the preflight says why)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
 
 
 def fingerprint(settings: dict[str, Any], upstream: str | None) -> str:

@@ -40,6 +40,10 @@ class RunDir:
         return self.root / "selection"
 
     @property
+    def balanced(self) -> Path:
+        return self.root / "balanced"
+
+    @property
     def shards(self) -> Path:
         return self.root / "shards"
 

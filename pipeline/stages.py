@@ -32,6 +32,9 @@ class Stage:
     # "module:function"(config, input_path): checks, before any stage of a run starts, what this
     # stage will need (models, files), raising InputError; None when there is nothing to check.
     preflight: str | None = None
+    # Settings (among `settings`) that name a file whose content the output depends on: the
+    # file's sha256 is part of the fingerprint, so an edited file at the same path reruns it.
+    files: tuple[str, ...] = ()
     # Raised when the code changes what the stage writes with the same settings (a new column),
     # so that outputs written before are stale, not complete. Part of the fingerprint.
     version: int = 0
@@ -48,8 +51,17 @@ STAGES: tuple[Stage, ...] = (
         preflight="pipeline.ingest.stage:preflight",
     ),
     Stage(
-        name="download",
+        name="preselect",
         needs="ingest",
+        output="preselected",
+        entry="pipeline.preselect.stage:run",
+        help="select.pool rules on the scores the pool ships (CLIP column, bounds), before the"
+        " download: preselected/",
+        settings=("select.pool",),
+    ),
+    Stage(
+        name="download",
+        needs="preselect",
         output="downloads",
         entry="pipeline.download.stage:run",
         help="download candidates/ with img2dataset into downloads/",
@@ -99,12 +111,31 @@ STAGES: tuple[Stage, ...] = (
         output="selection",
         entry="pipeline.select.stage:run",
         help="apply the select rules (CLIP score ...) to the dedup survivors: selection/",
-        settings=("select", "clip.enabled", "clip.threshold", "clip.top_fraction"),
+        # select.pool is preselect's (its rules run before the download).
+        settings=(
+            "select.rules",
+            "select.text_based",
+            "select.image_based",
+            "clip.enabled",
+            "clip.threshold",
+            "clip.top_fraction",
+        ),
+        files=("select.text_based.terms",),
         preflight="pipeline.select.stage:preflight",
     ),
     Stage(
-        name="shard",
+        name="balance",
         needs="select",
+        output="balanced",
+        entry="pipeline.balance.stage:run",
+        help="MetaCLIP balancing of selection/ over balance.entries (head entries capped): balanced/",
+        settings=("balance",),
+        files=("balance.entries",),
+        preflight="pipeline.balance.stage:preflight",
+    ),
+    Stage(
+        name="shard",
+        needs="balance",
         output="shards",
         entry="pipeline.shard.stage:run",
         help="write the keep-list as LAION-style webdataset shards into shards/",

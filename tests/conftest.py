@@ -80,11 +80,14 @@ def web_and_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ingested(spark, web_and_server, tmp_path_factory):
-    """A run directory with ingest complete (shared: tests copy it before running stages)."""
+    """A run directory with ingest and preselect complete (shared: tests copy it before running
+    stages)."""
     web, server = web_and_server
     base = tmp_path_factory.mktemp("ingested")
     src = write_input_parquet(web, server.base_url, base / "input.parquet")
     run_stage("ingest", base / "run", load_config(None, LOCAL_NETWORK), input_path=str(src))
+    # No select.pool rule: preselect passes every candidate on to the download.
+    run_stage("preselect", base / "run", load_config(None, LOCAL_NETWORK))
     return base / "run"
 
 
@@ -117,7 +120,7 @@ def finished(annotated, tmp_path_factory):
     from pipeline.runner import run_stages
 
     run = copy_run(annotated[0].root, tmp_path_factory.mktemp("finished") / "run")
-    run_stages(run.root, load_config(None, FINISHED), names=["dedup", "select", "shard"])
+    run_stages(run.root, load_config(None, FINISHED), names=["dedup", "select", "balance", "shard"])
     return run
 
 

@@ -41,6 +41,7 @@ SETTINGS = {
     "annotate": NO_CLIP,
     "dedup": FINISHED,
     "select": FINISHED,
+    "balance": FINISHED,
     "shard": FINISHED,
 }
 
@@ -78,6 +79,8 @@ CASES = [
     ("dedup", "marked", {COMPLETE, DATA, LEDGER}),
     # Output and ledger in place, no _COMPLETE marker.
     ("select", "output_written", {DATA, LEDGER}),
+    # Decisions, kept rows and ledger written under _work/balance, nothing moved yet.
+    ("balance", "decisions_written", {STARTED}),
     # Output moved, ledger not.
     # In a shard task (pipeline/shard/writer.py), after its first whole shard: the rerun keeps
     # the shards complete at the kill and writes the others.

@@ -51,6 +51,9 @@ SETTINGS = [
     ("select", "clip.threshold=0.5", True),
     ("select", "clip.model=RN50", False),  # annotate's: select sees it through the upstream
     ("select", "select.rules=[]", True),
+    ("balance", "balance.t=5", True),
+    ("balance", "balance.keep_unmatched=true", True),
+    ("balance", "clip.threshold=0.5", False),  # select's: balance sees it through the upstream
     ("shard", "shard.seed=3", True),
     ("shard", "train.steps=5", False),
 ]
@@ -79,19 +82,21 @@ def test_changed_dedup_setting_reruns_dedup_and_invalidates_the_later_stages(run
     args = ["dedup", "--run-dir", str(run.root), *_sets([*FINISHED, "dedup.max_distance=12"])]
     assert main(args) == 0
     assert (
-        "dedup: settings changed (dedup.max_distance 6 -> 12); rerunning dedup, select, shard"
+        "dedup: settings changed (dedup.max_distance 6 -> 12); rerunning dedup, select, balance, shard"
         in caplog.text
     )
     entries = _entries(run)
     assert entries["dedup"]["settings"]["dedup.max_distance"] == 12
     assert entries["dedup"]["max_distance"] == 12
     assert entries["dedup"]["fingerprint"] != before["dedup"]["fingerprint"]
-    assert list(entries) == ["ingest", "download", "annotate", "dedup"]  # select, shard forgotten
-    for name in ("ingest", "download", "annotate"):
+    # select, balance, shard forgotten
+    assert list(entries) == ["ingest", "preselect", "download", "annotate", "dedup"]
+    for name in ("ingest", "preselect", "download", "annotate"):
         assert entries[name] == before[name]
     # The later stages now rerun on the new clusters, and the funnel adds up again.
     assert main(["shard", "--run-dir", str(run.root), *_sets(FINISHED)]) == 2
     assert main(["select", "--run-dir", str(run.root), *_sets(FINISHED)]) == 0
+    assert main(["balance", "--run-dir", str(run.root), *_sets(FINISHED)]) == 0
     assert main(["shard", "--run-dir", str(run.root), *_sets(FINISHED)]) == 0
     assert _entries(run)["shard"]["rows_in"] == _entries(run)["dedup"]["rows_kept"]
 
@@ -137,7 +142,7 @@ def test_force_redoes_a_complete_stage_and_invalidates_the_later_ones(run):
     entries = _entries(run)
     assert entries["select"]["completed_at"] >= before["select"]["completed_at"]
     assert entries["select"]["fingerprint"] == before["select"]["fingerprint"]
-    assert "shard" not in entries
+    assert "balance" not in entries and "shard" not in entries
     # Without --force, a complete stage is left alone.
     assert main(["select", "--run-dir", str(run.root), *_sets(FINISHED)]) == 0
     assert _entries(run)["select"] == entries["select"]
@@ -162,6 +167,8 @@ def test_status_shows_complete_stale_missing_and_not_run(run, tmp_path, capsys):
     ]
     assert status["dedup"].endswith("dedup.max_distance 6 -> 4")
     assert status["select"].split()[1] == "stale" and status["select"].endswith("dedup would rerun")
+    assert status["balance"].split()[1] == "stale"
+    assert status["balance"].endswith("dedup would rerun")
     assert status["shard"].split()[1:3] == ["missing", "output"]
     # A fresh directory: nothing has run.
     empty = status_lines(tmp_path / "nothing", load_config())
@@ -218,7 +225,7 @@ def test_a_new_stage_is_one_registry_entry_and_its_own_package(run, monkeypatch)
 
     noop = stages.Stage(
         name="noop",
-        needs="select",
+        needs="balance",
         output="noop",
         entry="tests.noop_stage.stage:run",
         help="keep every selected sample",
@@ -230,7 +237,7 @@ def test_a_new_stage_is_one_registry_entry_and_its_own_package(run, monkeypatch)
     run_stage("noop", run.root, config)
     entries = _entries(run)
     assert (
-        entries["noop"]["rows_in"] == entries["noop"]["rows_kept"] == before["select"]["rows_kept"]
+        entries["noop"]["rows_in"] == entries["noop"]["rows_kept"] == before["balance"]["rows_kept"]
     )
     assert entries["noop"]["noop"] is True
     assert "shard" not in entries  # a new stage before it: shard reruns
@@ -239,7 +246,17 @@ def test_a_new_stage_is_one_registry_entry_and_its_own_package(run, monkeypatch)
     lines = status_lines(run.root, config)
     assert [line.split()[:2] for line in lines[1:]] == [
         [name, "complete"]
-        for name in ("ingest", "download", "annotate", "dedup", "select", "noop", "shard")
+        for name in (
+            "ingest",
+            "preselect",
+            "download",
+            "annotate",
+            "dedup",
+            "select",
+            "balance",
+            "noop",
+            "shard",
+        )
     ]
 
 

@@ -88,3 +88,40 @@ def loss_curves(curves: dict[str, tuple[Sequence[int], Sequence[float]]], title:
     ax.set_title(title)
     ax.legend()
     return _png(fig)
+
+
+def entry_rank_chart(
+    ranks: Sequence[int], before: Sequence[int], after: Sequence[int], t: int
+) -> bytes:
+    """Matches per entry against its rank, before and after balancing, both axes log, with the
+    cap t (MetaCLIP's head vs tail picture). An `after` of 0 is left out (no log of 0)."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    ax.plot(ranks, before, marker="o", label="before", color="#9db4d3")
+    kept = [(r, a) for r, a in zip(ranks, after, strict=True) if a > 0]
+    ax.plot([r for r, _ in kept], [a for _, a in kept], marker="o", label="after", color="#2c6fbb")
+    ax.axhline(t, color="#d62728", linestyle="--", label=f"t = {t:,}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("entry rank (by matches)")
+    ax.set_ylabel("matches")
+    ax.set_title("Entries: the head capped at t, the tail kept whole")
+    ax.legend()
+    return _png(fig)
+
+
+def entry_bucket_chart(
+    lows: Sequence[int], before: Sequence[int], after: Sequence[int], t: int
+) -> bytes:
+    """Entries per log2 bucket of their match count (labelled by its lower end), before and
+    after balancing, entries on a log axis."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    x = np.arange(len(lows))
+    ax.bar(x - 0.2, before, width=0.4, label="before", color="#9db4d3")
+    ax.bar(x + 0.2, after, width=0.4, label="after", color="#2c6fbb")
+    ax.set_xticks(x, [f"{lo:,}" for lo in lows], rotation=45)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"matches per entry (log2 buckets; t = {t:,})")
+    ax.set_ylabel("entries")
+    ax.set_title("Entries by match count")
+    ax.legend()
+    return _png(fig)

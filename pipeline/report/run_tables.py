@@ -51,7 +51,7 @@ class RunTables:
     ledger: pa.Table
     candidates: pa.Table | None
     annotations: pa.Table | None
-    selection: pa.Table | None
+    selection: pa.Table | None  # the keep-list that goes into the shards
     dedup: pa.Table | None  # dedup's kept samples (uid only)
     comparison: dict[str, Any] | None
 
@@ -85,7 +85,10 @@ def load_run_tables(run_dir: Path | str) -> RunTables:
                 "clip_score",
             ],
         ),
-        selection=read_parquet_dir(run.selection, ["uid", "clip_score"]),
+        # The final keep-list: balance's when it ran (it keeps a subset of the selection).
+        selection=read_parquet_dir(
+            run.balanced if run.balanced.is_dir() else run.selection, ["uid", "clip_score"]
+        ),
         dedup=read_parquet_dir(run.dedup, ["uid"]),
         comparison=comparison,
     )

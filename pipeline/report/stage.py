@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from pipeline.config import Config, load_config
 from pipeline.files import write_text_atomically
 from pipeline.ledger import read_ledger
+from pipeline.report.balance_section import balance_section
 from pipeline.report.ground_truth import DedupTruth, score_dedup_against_truth
 from pipeline.report.html_page import page
 from pipeline.report.input_pairs import recover_input_pairs
@@ -55,6 +56,7 @@ def run_report(run_dir: Path | str, config: Config) -> Path:
             sections.append(optional)
     sections.append(distributions_section(tables))
     for optional in (
+        balance_section(tables),
         kept_section(tables, look),
         duplicates_section(tables, look),
         semantic_section(tables, look),

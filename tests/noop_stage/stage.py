@@ -1,4 +1,5 @@
-"""`noop`: selection/ -> noop/ unchanged; every sample kept, nothing in the ledger."""
+"""`noop`: the keep-list of the stage it needs -> noop/ unchanged; every sample kept, nothing
+in the ledger."""
 
 from __future__ import annotations
 
@@ -7,5 +8,5 @@ from tests.noop_stage.plan import decide
 
 
 def run(ctx: StageContext) -> StageResult:
-    selection = ctx.read("select")
+    selection = ctx.read(ctx.stage.needs or "balance")
     return ctx.write_decisions(decide({"selection": selection}, ctx.config), selection.columns)

@@ -23,10 +23,12 @@ SHARDING = [*NO_CLIP, "shard.samples_per_shard=40"]
 
 @pytest.fixture(scope="module")
 def selected(annotated, tmp_path_factory):
-    """A run with select complete (pHash-only: every dedup survivor is selected)."""
+    """A run with select and balance complete (pHash-only, no entry list: every dedup survivor
+    is selected and kept)."""
     run = copy_run(annotated[0].root, tmp_path_factory.mktemp("selected") / "run")
     run_stage("dedup", run.root, load_config(None, NO_CLIP))
     run_stage("select", run.root, load_config(None, NO_CLIP))
+    run_stage("balance", run.root, load_config(None, NO_CLIP))
     return run
 
 

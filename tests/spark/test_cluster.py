@@ -202,6 +202,7 @@ def runs(spark, cluster, web_and_server, request, tmp_path_factory) -> Runs:
             config = load_config(None, SETS)
             run_stage("dedup", local.root, config)
             run_stage("select", local.root, config)
+            run_stage("balance", local.root, config)
             run_stage("shard", local.root, config)
             chain.result()
         finally:
@@ -287,6 +288,7 @@ def test_the_cluster_gives_the_same_outputs_as_local_mode(runs):
     )
     assert _rows(_table(remote / "dedup")) == _rows(_table(local / "dedup"))
     assert _rows(_table(remote / "selection")) == _rows(_table(local / "selection"))
+    assert _rows(_table(remote / "balanced")) == _rows(_table(local / "balanced"))
     assert _rows(_ledger(remote)) == _rows(_ledger(local))
     assert _stats(remote) == _stats(local)
     hashes = _file_hashes(remote / "shards")
@@ -294,7 +296,7 @@ def test_the_cluster_gives_the_same_outputs_as_local_mode(runs):
     assert sum(name.endswith(".tar") for name in hashes) > 1
     funnel = _stats(remote)["funnel"]
     assert [f["stage"] for f in funnel] == list(STAGES)
-    assert funnel[-1]["rows_kept"] == _table(local / "selection").num_rows > 0
+    assert funnel[-1]["rows_kept"] == _table(local / "balanced").num_rows > 0
 
 
 @pytest.mark.cluster
@@ -322,7 +324,7 @@ def test_a_task_that_fails_once_is_retried_without_duplicates(runs, cluster, sta
         output = pa.concat_tables(
             pq.read_table(p) for p in sorted((remote / "shards").glob("*.parquet"))
         )
-        selection = _table(remote / "selection").column("uid").to_pylist()
+        selection = _table(remote / "balanced").column("uid").to_pylist()
         assert sorted(output.column("uid").to_pylist()) == sorted(selection)
     uids = output.column("uid").to_pylist()
     assert len(uids) == len(set(uids)), "duplicated rows"

@@ -35,6 +35,15 @@ def train_dir(run: RunDir, name: str) -> Path:
     return run.root / "train" / name
 
 
+def _selection_drops(run: RunDir) -> dict[str, int]:
+    """What select and balance dropped in `run`, per reason code."""
+    stages = run.stats().get("stages", {})
+    drops: dict[str, int] = {}
+    for name in ("select", "balance"):
+        drops |= stages.get(name, {}).get("dropped_by_reason", {})
+    return drops
+
+
 def selection_shards(run: RunDir, selection: Selection, config: Config) -> tuple[Path, int, str]:
     """(shard folder, pairs in it, fingerprint of the stage that wrote it) for a selection."""
     stages = run.stats().get("stages", {})
@@ -96,6 +105,9 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
     eval_images = None
     for selection in selections:
         shards, pairs, source = selection_shards(run, selection, config)
+        made_by = {RAW: None, RUN: run.root}.get(
+            selection.spec, run.root / "compare" / selection.name
+        )
         result = train_selection(run, selection.name, shards, source, config)
         metrics = result.get("metrics", {})
         eval_images = metrics.get("zeroshot_images", eval_images)
@@ -112,6 +124,7 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
             "zeroshot_top1_tail": _tail_top1(metrics.get("zeroshot_top1_per_class"), tail),
             "zeroshot_top5": metrics.get("zeroshot_top5"),
             "tail_caption_share": sum(named[c] for c in tail) / total if total else None,
+            "dropped": {} if made_by is None else _selection_drops(RunDir(Path(made_by))),
         }
     top1 = {n: r["zeroshot_top1"] for n, r in runs.items()}
     comparison = {

@@ -151,6 +151,11 @@ def comparison_section(tables: RunTables) -> Section | None:
         for name, r in runs.items()
     ]
     tail = comp.get("tail_classes") or []
+    dropped = [
+        (name, ", ".join(f"{code} {n:,}" for code, n in sorted(r.get("dropped", {}).items())))
+        for name, r in runs.items()
+        if r.get("dropped")
+    ]
     body = (
         f"<p>The same model ({esc(comp.get('model'))}) and budget ({comp.get('steps')} steps of "
         f"{comp.get('batch_size')} pairs, seed {comp.get('seed')}) trained on each selection "
@@ -173,6 +178,9 @@ def comparison_section(tables: RunTables) -> Section | None:
         rows,
         text_cols=2,
     )
+    if dropped:
+        body += "<p>What each selection's select and balance stages dropped:</p>"
+        body += table(["trained on", "dropped (reason code, rows)"], dropped, text_cols=2)
     curves = {}
     for name, r in runs.items():
         log_path = Path(r.get("train_dir", "")) / "train_log.jsonl"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -115,7 +116,8 @@ NO_CONCEPT = check("select.no_concept_match")
 
 def _text_params(config: Config, columns: set[str], pool: Pool) -> RuleParams:
     """The term list (its digest pins the file the workers read)."""
-    path = config.select.text_based.terms
+    # Executors read the list by path (shared storage on a cluster), as the driver did.
+    path = str(Path(config.select.text_based.terms).resolve())
     terms = read_entry_list(path)
     summary = {"applied": True, "terms": path, "term_count": len(terms), "digest": terms.digest}
     return RuleParams({"path": path, "digest": terms.digest}, summary)

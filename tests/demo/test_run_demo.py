@@ -97,6 +97,14 @@ def test_demo_compares_datacomp_and_metaclip_selections(demo_run):
     # The same CLIP cut as the run's own selection, then the image-based rule on top.
     assert image["select"]["clip_rule"] == demo_run.stats()["stages"]["select"]["clip_rule"]
     assert image["shard"]["rows_kept"] <= runs["curated"]["training_samples"]
+    # What each selection dropped, by reason code, as its own stages recorded it.
+    assert runs["raw"]["dropped"] == {}
+    assert runs["curated"]["dropped"] == demo_run.stats()["stages"]["select"]["dropped_by_reason"]
+    assert set(runs["clip_balance"]["dropped"]) <= {
+        "select.clip_score",
+        "balance.head_entry",
+        "balance.no_entry_match",
+    }
     balance = RunDir(demo_run.root / "compare" / "clip_balance").stats()["stages"]["balance"]
     assert balance["rows_in"] == runs["curated"]["training_samples"]
     assert balance["rows_kept"] == runs["clip_balance"]["training_samples"]

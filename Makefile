@@ -32,7 +32,7 @@ FORCE ?=
 BENCH_ARGS ?=
 
 .PHONY: install test test-fast lint format $(STAGES) run status report train compare demo \
-	bench-ingest bench-download bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-clip bench-shard bench-train clean \
+	bench-ingest bench-download bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-select-rules bench-clip bench-shard bench-train clean \
 	package submit cluster-up cluster-down
 
 install: $(VENV)/.installed
@@ -108,6 +108,9 @@ bench-semdedup: install
 
 bench-balance: install
 	$(PY) -m benchmarks.bench_balance $(BENCH_ARGS)
+
+bench-select-rules: install
+	$(PY) -m benchmarks.bench_select_rules $(BENCH_ARGS)
 
 bench-shard: install
 	$(PY) -m benchmarks.bench_shard

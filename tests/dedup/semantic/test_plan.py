@@ -163,6 +163,23 @@ def test_a_model_that_cannot_tell_images_apart_is_refused(spark, rows, limit, re
         assert dropped == rows - 1 and "skipped" not in figures
 
 
+def test_the_default_refuses_a_model_that_merges_a_third_of_distinct_pictures(spark):
+    """The demo's bootstrapped model on its long-tailed web had 43 % of a sparse sample with a
+    neighbour at cosine >= 0.99; the old limit (0.5) let it through and it merged 3,374
+    distinct pictures. Here a third of 600 distinct images sit within a hair of one direction:
+    the default limit refuses the pass."""
+    rng = np.random.default_rng(3)
+    collapsed = 1.0 + 0.01 * rng.standard_normal((200, 16)).astype(np.float32)
+    spread = rng.standard_normal((400, 16)).astype(np.float32)
+    points = normalise(np.concatenate([collapsed, spread]))
+    out, figures = semantic_decisions(
+        frame(spark, points, area=[1] * len(points)), semantic(), keep_order("auto", False)
+    )
+    assert 0.1 < figures["sample_neighbour_fraction"] < 0.5
+    assert "does not tell distinct images apart" in figures["skipped"]
+    assert out.filter(F.col("reason").isNotNull()).count() == 0
+
+
 def test_an_oversized_cluster_is_split_and_its_pairs_still_found(spark):
     """One cluster of 2,060 rows over max_cluster_size 500 is split into ceil(2060 / 200) = 11
     sub-clusters by a k-means of its own; the near copies are still found, none under the

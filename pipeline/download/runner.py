@@ -95,17 +95,18 @@ def img2dataset_options(cfg: DownloadConfig, distributor: str, columns: list[str
 
 
 def run_img2dataset(
-    input_file: Path,
+    url_list: Path | str,
     output_dir: Path,
     cfg: DownloadConfig,
     distributor: str,
     columns: list[str],
     allowed_networks: tuple[str, ...] = (),
 ) -> None:
-    """Download every row of `input_file` into webdataset shards under `output_dir`.
+    """Download every row of `url_list` (a parquet file, or a folder whose `*.parquet` files
+    img2dataset reads in name order) into webdataset shards under `output_dir`.
 
-    img2dataset's incremental mode skips shards whose `_stats.json` exists, so a killed run
-    resumes without re-downloading finished shards.
+        img2dataset's incremental mode skips shards whose `_stats.json` exists, so a killed run
+        resumes without re-downloading finished shards.
     """
     # Second line of defence for formats Pillow cannot parse: spawned workers import OpenCV
     # fresh, and OpenCV reads this bound when it loads.
@@ -113,4 +114,4 @@ def run_img2dataset(
     options = img2dataset_options(cfg, distributor, columns)
     log.info("download: img2dataset (%s) into %s", distributor, output_dir)
     with guarded_components(cfg, allowed_networks):
-        img2dataset.download(url_list=str(input_file), output_folder=str(output_dir), **options)
+        img2dataset.download(url_list=str(url_list), output_folder=str(output_dir), **options)

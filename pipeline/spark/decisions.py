@@ -18,6 +18,11 @@ from pipeline.files import replace_dir
 from pipeline.ledger import count_by_reason, read_ledger
 from pipeline.run_dir import RunDir
 
+# Output files hold at most this many rows: whoever reads one file whole (img2dataset reads each
+# candidates file into memory on the driver to cut it into shards) then needs memory bounded by
+# this, not by the input. ~250k candidates are ~50 MB of Arrow.
+MAX_ROWS_PER_FILE = 250_000
+
 
 @dataclass(frozen=True)
 class Decisions:
@@ -54,9 +59,11 @@ def write_decisions(
     decisions.write.mode("overwrite").parquet(str(work / "decisions"))
     spark.catalog.clearCache()
     decided = spark.read.parquet(str(work / "decisions"))
+    # Sorted output is range-partitioned: file name order is `sort_by` order, and a partition
+    # over the bound rolls into more files (c000, c001 ...) that keep that order.
     decided.filter(F.col("reason").isNull()).select(*kept_columns).orderBy(sort_by).write.mode(
         "overwrite"
-    ).parquet(str(work / "kept"))
+    ).option("maxRecordsPerFile", MAX_ROWS_PER_FILE).parquet(str(work / "kept"))
     decided.filter(F.col("reason").isNotNull()).select(
         "uid", F.lit(stage).alias("stage"), "reason", "detail"
     ).orderBy("uid", "reason").write.mode("overwrite").parquet(str(work / "ledger"))

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.download.fetch_guard import BLOCKED, DEADLINE, TOO_LARGE, TOO_MANY_REDIRECTS
-from pipeline.download.image_guard import DECODE_ERROR, TOO_MANY_PIXELS
+from pipeline.download.markers import (
+    BLOCKED,
+    DEADLINE,
+    DECODE_ERROR,
+    TOO_LARGE,
+    TOO_MANY_PIXELS,
+    TOO_MANY_REDIRECTS,
+)
 from schemas.reasons import check
 
 # (substring of the message, reason code), first match wins. Our own guards mark their messages

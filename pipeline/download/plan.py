@@ -1,51 +1,35 @@
-"""The download stage's Spark job: img2dataset's shard parquet files in, the download ledger out.
+"""The download stage's Spark job: the complete shards' parquet files in, the download ledger out.
 
-Each complete shard's parquet (one row per candidate, with img2dataset's `status` and
-`error_message`) is read by the executors; failed rows become ledger rows through an Arrow batch
-function (`pipeline.download.failures`). The driver sees only counts.
+One row per shard path; each task reads its shards' parquet (uid, status, error_message) through
+the filesystem API, writes each shard's ledger part (`ledger/download/<shard>.parquet`) and
+reports rows per reason (`pipeline.download.failures`). The driver sees the shard paths and one
+count per reason code, never a candidate row.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.download.failures import LedgerCounts, ledger_batches
+from pipeline.download.failures import SHARD_COUNTS, LedgerCounts, write_shard_ledgers
 from pipeline.spark.arrow import map_batches
-from schemas.tables import LEDGER
-
-# img2dataset's per-row status of a downloaded, resized and written image.
-SUCCESS = "success"
 
 
-def shard_rows(spark: SparkSession, files: Sequence[str]) -> DataFrame:
-    """The rows of the given shard parquet files (uid, status, error_message)."""
-    return spark.read.parquet(*files).select("uid", "status", "error_message")
-
-
-def _succeeded() -> F.Column:
-    # A null status is a failure, never a silent drop: `status != 'success'` would be null there.
-    return F.coalesce(F.col("status") == SUCCESS, F.lit(False))
-
-
-def ledger_frame(rows: DataFrame) -> DataFrame:
-    """One ledger row per failed shard row, its reason classified over Arrow batches."""
-    return map_batches(rows.filter(~_succeeded()), ledger_batches, LEDGER)
-
-
-def write_ledger(spark: SparkSession, files: Sequence[str], target: str) -> LedgerCounts:
-    """Write the ledger of `files` to `target` (sorted by uid, so reruns write the same rows) and
-    return the counts, read back from the shards and from what was written."""
-    rows = shard_rows(spark, files)
-    ledger_frame(rows).orderBy("uid", "reason").write.mode("overwrite").parquet(target)
-    totals = rows.agg(
-        F.count(F.lit(1)).alias("rows"), F.sum(_succeeded().cast("long")).alias("successes")
-    ).first()
-    by_reason = spark.read.parquet(target).groupBy("reason").count().collect()
+def write_ledger(spark: SparkSession, files: Sequence[str], ledger: str) -> LedgerCounts:
+    """Write the ledger parts of the shard parquet `files` (paths or URLs) under `ledger` and
+    return the counts (read back from the shards by the tasks)."""
+    # A few shards a task: enough tasks to keep every core busy, no task per tiny shard list.
+    partitions = max(1, min(len(files), spark.sparkContext.defaultParallelism * 4))
+    paths = spark.createDataFrame([(f,) for f in files], "path string").repartition(partitions)
+    counts = map_batches(paths, functools.partial(write_shard_ledgers, ledger), SHARD_COUNTS)
+    totals = counts.groupBy("reason").agg(F.sum("rows").alias("rows")).collect()
+    by_reason = {r["reason"]: int(r["rows"]) for r in totals}
+    successes = by_reason.pop(None, 0)
     return LedgerCounts(
-        rows=int(totals["rows"]),
-        successes=int(totals["successes"] or 0),
-        dropped={r["reason"]: int(r["count"]) for r in sorted(by_reason, key=lambda r: r[0])},
+        rows=successes + sum(by_reason.values()),
+        successes=successes,
+        dropped=dict(sorted(by_reason.items())),
     )

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -14,8 +12,9 @@ from pipeline.config import Config
 from pipeline.download import plan
 from pipeline.download.failures import LedgerCounts
 from pipeline.download.runner import run_img2dataset
-from pipeline.files import data_files, replace_dir
+from pipeline.files import data_files
 from pipeline.runner import StageContext, StageResult
+from pipeline.storage import StoragePath, arrow_filesystem, as_path, remove_tree
 
 log = logging.getLogger(__name__)
 STAGE = "download"
@@ -26,7 +25,7 @@ class DownloadInput:
     """The candidate files img2dataset reads as they are, in uid order, and their row counts
     (from the parquet footers: the driver never reads a candidate row)."""
 
-    folder: Path
+    folder: StoragePath
     files: tuple[str, ...]
     rows: tuple[int, ...]
     carried: tuple[str, ...]
@@ -41,7 +40,7 @@ class DownloadInput:
         return sum(math.ceil(n / samples_per_shard) for n in self.rows)
 
 
-def download_input(candidates: Path) -> DownloadInput:
+def download_input(candidates: StoragePath) -> DownloadInput:
     """The candidates folder as img2dataset's input, with the columns its shards should carry.
 
     Spark wrote the candidates range-partitioned and sorted by uid, in files of bounded size
@@ -57,8 +56,8 @@ def download_input(candidates: Path) -> DownloadInput:
         raise RuntimeError(
             f"download: {candidates} holds parquet files that are not candidates: {stray}"
         )
-    rows = tuple(pq.read_metadata(f).num_rows for f in files)
-    names = pq.read_schema(files[0]).names if files else []
+    rows = tuple(_footer(f).num_rows for f in files)
+    names = _footer(files[0]).schema.to_arrow_schema().names if files else []
     carried = tuple(n for n in names if n not in ("url", "caption"))
     return DownloadInput(candidates, tuple(files), rows, carried)
 
@@ -72,7 +71,13 @@ def resolve_distributor(config: Config) -> str:
     return "pyspark" if is_cluster(resolve_master(config.spark)) else "multiprocessing"
 
 
-def complete_shards(downloads: Path) -> list[str]:
+def _footer(path: str) -> pq.FileMetaData:
+    """A parquet file's footer (row count, schema), through the filesystem of its location."""
+    fs, inner = arrow_filesystem(as_path(path))
+    return pq.read_metadata(inner, filesystem=fs)
+
+
+def complete_shards(downloads: StoragePath) -> list[str]:
     """Shard ids (e.g. '00000') whose `_stats.json` exists: img2dataset writes it last."""
     return sorted(p.name.split("_")[0] for p in downloads.glob("*_stats.json"))
 
@@ -112,12 +117,9 @@ def run(ctx: StageContext) -> StageResult:
 
 def write_ledger(ctx: StageContext, shard_files: list[str]) -> LedgerCounts:
     """The download ledger from the complete shards' parquet files, by a Spark job (none when
-    there are no shards), written whole and then moved into place."""
+    there are no shards): one part per shard, each written whole."""
     if not shard_files:
-        shutil.rmtree(ctx.ledger, ignore_errors=True)
+        remove_tree(ctx.ledger)
         return LedgerCounts(0, 0, {})
-    target = ctx.work / "ledger"
-    shutil.rmtree(target, ignore_errors=True)
-    counts = plan.write_ledger(ctx.spark, shard_files, str(target))
-    replace_dir(target, ctx.ledger)
-    return counts
+    remove_tree(ctx.ledger)  # parts of shards an earlier attempt had are rewritten whole
+    return plan.write_ledger(ctx.spark, shard_files, str(ctx.ledger))

@@ -47,3 +47,30 @@ def test_ledger_batches_maps_every_batch_and_keeps_empty_ones():
     out = list(ledger_batches(iter(batches)))
     assert [b.num_rows for b in out] == [1, 0]
     assert out[0].column("reason").to_pylist() == ["download.timeout"]
+
+
+def test_write_shard_ledgers_writes_a_part_per_shard_and_reports_counts(tmp_path):
+    import pyarrow.parquet as pq
+
+    from pipeline.download.failures import write_shard_ledgers
+    from pipeline.ledger import read_ledger
+
+    shard = tmp_path / "downloads" / "00003.parquet"
+    shard.parent.mkdir()
+    batch = _failed(
+        [None, "HTTP Error 500: x", None, "image too small"],
+        ["success", "failed_to_download", "success", "failed_to_resize"],
+    )
+    pq.write_table(pa.Table.from_batches([batch]), shard)
+    paths = pa.record_batch({"path": [str(shard)]})
+    out = pa.Table.from_batches(list(write_shard_ledgers(str(tmp_path / "ledger"), iter([paths]))))
+    assert sorted(out.to_pylist(), key=lambda r: r["reason"] or "") == [
+        {"reason": None, "rows": 2},
+        {"reason": "download.http_error", "rows": 1},
+        {"reason": "download.image_too_small", "rows": 1},
+    ]
+    assert sorted(p.name for p in (tmp_path / "ledger").iterdir()) == ["00003.parquet"]
+    assert read_ledger(tmp_path / "ledger").column("uid").to_pylist() == [
+        f"{1:032x}",
+        f"{3:032x}",
+    ]

@@ -22,6 +22,7 @@ from pipeline.storage import (
     filesystem,
     is_local,
     make_dirs,
+    refresh,
     remove_tree,
     renames_atomically,
 )
@@ -85,6 +86,7 @@ def data_files(folder: StoragePath, pattern: str = "*.parquet") -> list[str]:
         return sorted(
             str(p) for p in folder.glob(pattern) if p.is_file() and is_data_file(p, folder)
         )
+    refresh(folder)
     fs, inner = filesystem(folder)
     base = inner.rstrip("/")
     found = fs.glob(f"{base}/{pattern}", detail=True)

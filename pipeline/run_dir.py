@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.files import write_text_atomically
-from pipeline.storage import StoragePath
+from pipeline.storage import StoragePath, refresh
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class RunDir:
         return self.ledger / stage
 
     def stats(self) -> dict[str, Any]:
+        refresh(self.stats_file)  # written by whichever process ran the last stage
         if not self.stats_file.exists():
             return {"stages": {}}
         return json.loads(self.stats_file.read_text())

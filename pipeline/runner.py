@@ -28,7 +28,15 @@ from pipeline.fingerprint import changed_settings, fingerprint, stage_settings
 from pipeline.run_dir import RunDir
 from pipeline.stages import Stage
 from pipeline.stats import record_stage
-from pipeline.storage import StoragePath, as_path, make_dirs, remove_file, remove_tree, spark_url
+from pipeline.storage import (
+    StoragePath,
+    as_path,
+    make_dirs,
+    refresh,
+    remove_file,
+    remove_tree,
+    spark_url,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -138,6 +146,7 @@ class StageState:
 
 
 def _read_marker(folder: StoragePath, name: str) -> dict[str, Any] | None:
+    refresh(folder / name)  # another process (a killed run, a task) may have written it
     try:
         return json.loads((folder / name).read_text())
     except (OSError, ValueError):

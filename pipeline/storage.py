@@ -117,3 +117,11 @@ def make_dirs(path: StoragePath) -> None:
     elif renames_atomically(path):
         fs, inner = filesystem(path)
         fs.makedirs(inner, exist_ok=True)
+
+
+def refresh(path: StoragePath) -> None:
+    """Forget fsspec's cached listings under `path`: other processes (img2dataset's workers,
+    Spark tasks, a killed run) write there, and a stale listing would hide their files."""
+    if not is_local(path):
+        fs, inner = filesystem(path)
+        fs.invalidate_cache(inner)

@@ -208,7 +208,7 @@ def s3():
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def spark_s3(spark, s3):
     """The Spark session with its Python workers pointed at the S3 server too (they get the
     environment the session had at start, plus `sc.environment`)."""

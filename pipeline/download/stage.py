@@ -14,7 +14,7 @@ from pipeline.download.failures import LedgerCounts
 from pipeline.download.runner import run_img2dataset
 from pipeline.files import data_files
 from pipeline.runner import StageContext, StageResult
-from pipeline.storage import StoragePath, arrow_filesystem, as_path, remove_tree
+from pipeline.storage import StoragePath, arrow_filesystem, as_path, refresh, remove_tree
 
 log = logging.getLogger(__name__)
 STAGE = "download"
@@ -79,6 +79,7 @@ def _footer(path: str) -> pq.FileMetaData:
 
 def complete_shards(downloads: StoragePath) -> list[str]:
     """Shard ids (e.g. '00000') whose `_stats.json` exists: img2dataset writes it last."""
+    refresh(downloads)
     return sorted(p.name.split("_")[0] for p in downloads.glob("*_stats.json"))
 
 

@@ -125,3 +125,13 @@ def refresh(path: StoragePath) -> None:
     if not is_local(path):
         fs, inner = filesystem(path)
         fs.invalidate_cache(inner)
+
+
+def read_range(path: StoragePath, offset: int, size: int) -> bytes:
+    """`size` bytes at `offset` of a file: a seek on disk, one byte-range request on a store."""
+    if is_local(path):
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+    fs, inner = filesystem(path)
+    return fs.cat_file(inner, start=offset, end=offset + size) if size else b""

@@ -25,7 +25,8 @@ from pipeline.config import load_config
 from pipeline.download.stage import complete_shards, download_input
 from pipeline.ledger import read_ledger
 from pipeline.run_dir import RunDir
-from pipeline.runner import COMPLETE_MARKER, run_stage, status_lines
+from pipeline.runner import COMPLETE_MARKER, run_stage, stage_state, status_lines
+from pipeline.stages import get_stage
 from pipeline.storage import arrow_filesystem, as_path
 from tests.conftest import LOCAL_DOWNLOAD
 
@@ -165,3 +166,33 @@ def test_killed_download_in_the_bucket_resumes_without_loss_or_duplicates(
     assert successes(rows) == successes(shard_rows(reference))
     ledger = read_ledger(run.ledger_for("download"))["uid"].to_pylist()
     assert len(ledger) == len(set(ledger)) == n_candidates - entry["rows_kept"]
+
+
+def test_a_whole_run_in_a_file_url_goes_through_the_filesystem_api(downloaded, tmp_path, spark):
+    """Every stage after download, the report and status on a `file://` run directory: the
+    driver and the tasks reach it only as a URL (fsspec on the Python side, Hadoop's file://
+    in Spark), and the funnel is the one of the same run on a plain path."""
+    from pipeline.report.stage import run_report
+    from pipeline.runner import run_stages
+    from tests.conftest import FINISHED, copy_run
+
+    plain = copy_run(downloaded[0].root, tmp_path / "plain")
+    url_run = copy_run(downloaded[0].root, tmp_path / "url")
+    url = f"file://{url_run.root}"
+    config = load_config(None, FINISHED)
+    names = ["annotate", "dedup", "select", "shard"]
+    by_url = run_stages(url, config, names=names)
+    by_path = run_stages(plain.root, config, names=names)
+    for stage in names:
+        a, b = by_url["stages"][stage], by_path["stages"][stage]
+        assert (a["rows_in"], a["rows_kept"], a["dropped_by_reason"]) == (
+            b["rows_in"],
+            b["rows_kept"],
+            b["dropped_by_reason"],
+        ), stage
+    for name in sorted(p.name for p in plain.shards.iterdir()):
+        assert (url_run.shards / name).read_bytes() == (plain.shards / name).read_bytes(), name
+    assert str(run_report(url, config)) == f"{url}/report/index.html"
+    # The markers and stats.json read back through the URL: complete under these settings.
+    run = RunDir(as_path(url))
+    assert [stage_state(run, get_stage(n), config).status for n in names] == ["complete"] * 4

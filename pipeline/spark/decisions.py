@@ -14,7 +14,9 @@ from pyspark.sql import functions as F
 from pipeline.faults import kill_point
 from pipeline.files import replace_dir
 from pipeline.run_dir import RunDir
+from pipeline.spark.arrow import to_spark_schema
 from pipeline.storage import StoragePath, remove_tree, spark_url
+from schemas.tables import LEDGER
 
 # Output files hold at most this many rows: whoever reads one file whole (img2dataset reads each
 # candidates file into memory on the driver to cut it into shards) then needs memory bounded by
@@ -79,5 +81,7 @@ def write_decisions(
 def count_by_reason(spark: SparkSession, ledger: StoragePath) -> dict[str, int]:
     """Ledger rows per reason code, sorted by code, counted by Spark (the driver gets one row a
     code, never the ledger)."""
-    counts = spark.read.parquet(spark_url(ledger)).groupBy("reason").count().collect()
+    # An explicit schema: a ledger with no row may be a folder with no part file to infer from.
+    frame = spark.read.schema(to_spark_schema(LEDGER)).parquet(spark_url(ledger))
+    counts = frame.groupBy("reason").count().collect()
     return {r["reason"]: int(r["count"]) for r in sorted(counts, key=lambda r: r["reason"])}

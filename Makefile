@@ -32,7 +32,7 @@ FORCE ?=
 BENCH_ARGS ?=
 
 .PHONY: install test test-fast lint format $(STAGES) run status report train compare demo \
-	bench-ingest bench-download bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-select-rules bench-clip bench-shard bench-train clean \
+	bench-ingest bench-download bench-download-driver bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-select-rules bench-clip bench-shard bench-train clean \
 	package submit cluster-up cluster-down
 
 install: $(VENV)/.installed
@@ -93,6 +93,9 @@ bench-ingest: install
 
 bench-download: install
 	$(PY) -m benchmarks.bench_download
+
+bench-download-driver: install
+	$(PY) -m benchmarks.bench_download_driver $(BENCH_ARGS)
 
 bench-phash: install
 	$(PY) -m benchmarks.bench_phash

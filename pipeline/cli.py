@@ -12,6 +12,7 @@ from pathlib import Path
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError
 from pipeline.stages import STAGES
+from pipeline.storage import as_path
 
 log = logging.getLogger("pipeline")
 
@@ -33,7 +34,7 @@ def _run(args: argparse.Namespace, config: Config) -> None:
 
     stats = run_all(args.input, args.run_dir, config)
     print("\n".join(summary_lines(stats)))
-    print(f"\nreport: {Path(args.run_dir).resolve() / 'report' / 'index.html'}")
+    print(f"\nreport: {as_path(args.run_dir) / 'report' / 'index.html'}")
 
 
 def _status(args: argparse.Namespace, config: Config) -> None:
@@ -140,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                 help="clean held-out images per class for the zero-shot comparison (default 20)",
             )
         else:
-            p.add_argument("--run-dir", required=True, type=Path, help="the run directory")
+            p.add_argument(
+                "--run-dir", required=True, help="the run directory: a path or a URL (s3://...)"
+            )
         p.add_argument("--config", type=Path, help="YAML config file")
         p.add_argument(
             "--set",

@@ -12,12 +12,12 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.storage import StoragePath, as_path
 
 
 @dataclass(frozen=True)
@@ -745,12 +745,13 @@ def _apply_override(raw: dict[str, dict[str, Any]], override: str) -> None:
     target[".".join(parts)] = value
 
 
-def load_config(path: Path | str | None = None, overrides: Iterable[str] = ()) -> Config:
+def load_config(path: StoragePath | str | None = None, overrides: Iterable[str] = ()) -> Config:
     """Load a YAML file (optional), apply `section.key=value` overrides, validate, freeze."""
     raw: dict[str, dict[str, Any]] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            # A path or a URL (a run directory's config.yaml in a bucket, --config s3://...).
+            loaded = yaml.safe_load(as_path(path).read_text()) or {}
         except OSError as exc:
             raise ConfigError(f"config file {path}: cannot read ({exc.strerror})") from exc
         except yaml.YAMLError as exc:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -12,6 +11,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.files import data_files, write_atomically
+from pipeline.storage import StoragePath, arrow_filesystem, as_path
 from schemas.reasons import may_write
 from schemas.tables import LEDGER
 
@@ -31,21 +31,24 @@ def ledger_table(uids: list[str], stage: str, reasons: list[str], details: list)
     )
 
 
-def write_ledger_part(directory: Path, name: str, table: pa.Table) -> Path:
+def write_ledger_part(directory: StoragePath, name: str, table: pa.Table) -> StoragePath:
     """Write one ledger part file atomically (temporary name, then rename)."""
     return write_atomically(
         directory / f"{name}.parquet", functools.partial(pq.write_table, table.cast(LEDGER))
     )
 
 
-def read_ledger(path: Path) -> pa.Table:
-    """All ledger rows under a folder (one stage's, or the whole `ledger/`)."""
+def read_ledger(path: StoragePath) -> pa.Table:
+    """All ledger rows under a folder (one stage's, or the whole `ledger/`), read into memory:
+    for tests and the report; a stage counts its ledger with Spark."""
     if not path.exists():
         return LEDGER.empty_table()
     files = data_files(path, "**/*.parquet")
     if not files:
         return LEDGER.empty_table()
-    return ds.dataset(files, schema=LEDGER, format="parquet").to_table()
+    fs, _ = arrow_filesystem(path)
+    paths = [arrow_filesystem(as_path(f))[1] for f in files]
+    return ds.dataset(paths, schema=LEDGER, format="parquet", filesystem=fs).to_table()
 
 
 def count_by_reason(table: pa.Table) -> dict[str, int]:

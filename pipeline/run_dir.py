@@ -5,73 +5,75 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pipeline.files import write_text_atomically
+from pipeline.storage import StoragePath, refresh
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RunDir:
-    """Paths of one run. Stages read the previous stage's folder and write their own."""
+    """Paths of one run: a local folder or a URL (pipeline.storage). Stages read the previous
+    stage's folder and write their own."""
 
-    root: Path
+    root: StoragePath
 
     @property
-    def candidates(self) -> Path:
+    def candidates(self) -> StoragePath:
         return self.root / "candidates"
 
     @property
-    def downloads(self) -> Path:
+    def downloads(self) -> StoragePath:
         return self.root / "downloads"
 
     @property
-    def annotations(self) -> Path:
+    def annotations(self) -> StoragePath:
         return self.root / "annotations"
 
     @property
-    def dedup(self) -> Path:
+    def dedup(self) -> StoragePath:
         return self.root / "dedup"
 
     @property
-    def selection(self) -> Path:
+    def selection(self) -> StoragePath:
         return self.root / "selection"
 
     @property
-    def balanced(self) -> Path:
+    def balanced(self) -> StoragePath:
         return self.root / "balanced"
 
     @property
-    def shards(self) -> Path:
+    def shards(self) -> StoragePath:
         return self.root / "shards"
 
     @property
-    def ledger(self) -> Path:
+    def ledger(self) -> StoragePath:
         return self.root / "ledger"
 
     @property
-    def report(self) -> Path:
+    def report(self) -> StoragePath:
         return self.root / "report"
 
     @property
-    def config_file(self) -> Path:
+    def config_file(self) -> StoragePath:
         return self.root / "config.yaml"
 
     @property
-    def stats_file(self) -> Path:
+    def stats_file(self) -> StoragePath:
         return self.root / "stats.json"
 
     @property
-    def work(self) -> Path:
+    def work(self) -> StoragePath:
         """Scratch space for a stage in progress; removed when the stage completes."""
         return self.root / "_work"
 
-    def ledger_for(self, stage: str) -> Path:
+    def ledger_for(self, stage: str) -> StoragePath:
         return self.ledger / stage
 
     def stats(self) -> dict[str, Any]:
+        refresh(self.stats_file)  # written by whichever process ran the last stage
         if not self.stats_file.exists():
             return {"stages": {}}
         return json.loads(self.stats_file.read_text())

@@ -13,11 +13,10 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import shutil
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import stages as registry
@@ -29,6 +28,15 @@ from pipeline.fingerprint import changed_settings, fingerprint, stage_settings
 from pipeline.run_dir import RunDir
 from pipeline.stages import Stage
 from pipeline.stats import record_stage
+from pipeline.storage import (
+    StoragePath,
+    as_path,
+    make_dirs,
+    refresh,
+    remove_file,
+    remove_tree,
+    spark_url,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -65,19 +73,19 @@ class StageContext:
     _progress: Any = None
 
     @property
-    def output(self) -> Path:
+    def output(self) -> StoragePath:
         return self.run.root / self.stage.output
 
     @property
-    def work(self) -> Path:
+    def work(self) -> StoragePath:
         """Scratch space of this stage (removed when it completes)."""
         return self.run.work / self.stage.name
 
     @property
-    def ledger(self) -> Path:
+    def ledger(self) -> StoragePath:
         return self.run.ledger_for(self.stage.name)
 
-    def folder(self, stage: str) -> Path:
+    def folder(self, stage: str) -> StoragePath:
         """The output folder of another stage of the run."""
         return self.run.root / registry.get_stage(stage).output
 
@@ -99,7 +107,7 @@ class StageContext:
 
     def read(self, stage: str) -> DataFrame:
         """Another stage's output folder as a DataFrame."""
-        return self.spark.read.parquet(str(self.folder(stage)))
+        return self.spark.read.parquet(spark_url(self.folder(stage)))
 
     def write_decisions(
         self,
@@ -137,7 +145,8 @@ class StageState:
     entry: dict[str, Any] | None = None
 
 
-def _read_marker(folder: Path, name: str) -> dict[str, Any] | None:
+def _read_marker(folder: StoragePath, name: str) -> dict[str, Any] | None:
+    refresh(folder / name)  # another process (a killed run, a task) may have written it
     try:
         return json.loads((folder / name).read_text())
     except (OSError, ValueError):
@@ -199,8 +208,8 @@ def _prepare_output(ctx: StageContext, fp: str, resume: bool) -> None:
     marker = _read_marker(ctx.output, STARTED_MARKER)
     if not (resume and marker is not None and marker.get("fingerprint") == fp):
         for folder in (ctx.output, ctx.ledger, ctx.work):
-            shutil.rmtree(folder, ignore_errors=True)
-    ctx.output.mkdir(parents=True, exist_ok=True)
+            remove_tree(folder)
+    make_dirs(ctx.output)
     write_text_atomically(ctx.output / STARTED_MARKER, json.dumps({"fingerprint": fp}) + "\n")
 
 
@@ -239,7 +248,7 @@ def _warn_stale_upstream(run: RunDir, stage: Stage, config: Config) -> None:
 
 def run_stage(
     name: str,
-    run_dir: Path | str,
+    run_dir: str | os.PathLike[str],
     config: Config,
     *,
     input_path: str | None = None,
@@ -252,7 +261,7 @@ def run_stage(
     caller ran this stage's preflight already.
     """
     stage = registry.get_stage(name)
-    run = RunDir(Path(run_dir).resolve())
+    run = RunDir(as_path(run_dir))
     if stage.needs is None and input_path is None:
         raise InputError(f"{name}: needs --input")
     state = stage_state(run, stage, config, input_path)
@@ -273,10 +282,10 @@ def run_stage(
         log.info("%s: output missing (%s); rerunning %s", name, state.why, ", ".join(redo))
     run.forget(tuple(redo))
     for later in registry.later_stages(name):
-        (run.root / later.output / COMPLETE_MARKER).unlink(missing_ok=True)
+        remove_file(run.root / later.output / COMPLETE_MARKER)
     settings, fp = _settings_and_fingerprint(run, stage, config, input_path)
     ctx = StageContext(stage, run, config, input_path)
-    (ctx.output / COMPLETE_MARKER).unlink(missing_ok=True)
+    remove_file(ctx.output / COMPLETE_MARKER)
     _prepare_output(ctx, fp, resume=state.status == "not run" and not force)
     started = time.monotonic()
     log.info("%s: running in %s", name, run.root)
@@ -287,7 +296,7 @@ def run_stage(
         ctx.close()
     kill_point(name, "output_written")
     write_text_atomically(ctx.output / COMPLETE_MARKER, json.dumps({"fingerprint": fp}) + "\n")
-    (ctx.output / STARTED_MARKER).unlink(missing_ok=True)
+    remove_file(ctx.output / STARTED_MARKER)
     kill_point(name, "marked")
     entry = record_stage(
         run,
@@ -298,7 +307,7 @@ def run_stage(
         time.monotonic() - started,
         {**result.figures, "settings": settings, "fingerprint": fp},
     )
-    shutil.rmtree(ctx.work, ignore_errors=True)
+    remove_tree(ctx.work)
     log.info(
         "%s: %d in, %d kept, %d dropped (%.1f s)",
         name,
@@ -311,7 +320,7 @@ def run_stage(
 
 
 def run_stages(
-    run_dir: Path | str,
+    run_dir: str | os.PathLike[str],
     config: Config,
     input_path: str | None = None,
     names: Sequence[str] | None = None,
@@ -327,13 +336,13 @@ def run_stages(
             input_path=input_path if registry.get_stage(name).needs is None else None,
             checked=True,
         )
-    return RunDir(Path(run_dir).resolve()).stats()
+    return RunDir(as_path(run_dir)).stats()
 
 
-def status_lines(run_dir: Path | str, config: Config) -> list[str]:
+def status_lines(run_dir: str | os.PathLike[str], config: Config) -> list[str]:
     """One line per stage: complete / stale (which setting changed) / missing output / not run,
     with rows in and kept. A stage after a stale one is stale too: it would rerun."""
-    run = RunDir(Path(run_dir).resolve())
+    run = RunDir(as_path(run_dir))
     lines = [f"{'stage':<10} {'status':<15} {'rows in':>10} {'kept':>10}  why"]
     upstream_stale: str | None = None
     for stage in registry.STAGES:

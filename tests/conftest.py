@@ -200,3 +200,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.cluster)
         if where.startswith(_SLOW_FOLDERS) or _SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server on 127.0.0.1 for the whole run, the environment pointing at it."""
+    from tests.s3_server import s3_server
+
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def spark_s3(spark, s3):
+    """The Spark session with its Python workers pointed at the S3 server too (they get the
+    environment the session had at start, plus `sc.environment`)."""
+    env = spark.sparkContext.environment
+    saved = dict(env)
+    env.update(s3.env)
+    yield spark
+    env.clear()
+    env.update(saved)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import tarfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +16,7 @@ from pipeline.annotate.shard_reader import iter_images
 from pipeline.annotate.window_hash import hashes_bytes
 from pipeline.config import ClipConfig
 from pipeline.faults import kill_point
+from pipeline.storage import StoragePath, arrow_filesystem, as_path
 from schemas.reasons import check
 from schemas.tables import ANNOTATION, CLIP_COLUMNS, DECISION
 
@@ -33,12 +33,12 @@ MISSING_IMAGE = check("annotate.missing_image")
 UNREADABLE_SHARD = check("annotate.unreadable_shard")
 
 
-def _expected(downloads: Path, shard: str) -> dict[str, dict]:
+def _expected(downloads: StoragePath, shard: str) -> dict[str, dict]:
     """key -> row of the shard's parquet, for the samples img2dataset downloaded successfully."""
-    path = downloads / f"{shard}.parquet"
+    fs, path = arrow_filesystem(downloads / f"{shard}.parquet")
     wanted = ["uid", "key", "status", "caption", "original_width", "original_height"]
-    present = set(pq.read_schema(path).names)
-    table = pq.read_table(path, columns=[c for c in wanted if c in present])
+    present = set(pq.read_schema(path, filesystem=fs).names)
+    table = pq.read_table(path, columns=[c for c in wanted if c in present], filesystem=fs)
     table = table.filter(pc.equal(table.column("status"), "success"))
     return {row["key"]: row for row in table.to_pylist()}
 
@@ -81,7 +81,7 @@ def _flush(rows: list[dict], images: Pending, clip: ClipConfig | None) -> pa.Rec
 
 
 def annotate_shard(
-    downloads: Path,
+    downloads: StoragePath,
     shard: str,
     draft_size: int = 64,
     batch_rows: int = 2000,
@@ -94,7 +94,7 @@ def annotate_shard(
     seen: set[str] = set()
     tar_error = None
     try:
-        for member in iter_images(str(downloads / f"{shard}.tar")):
+        for member in iter_images(downloads / f"{shard}.tar"):
             meta = expected.get(member.key)
             if meta is None or member.key in seen:
                 continue
@@ -150,5 +150,5 @@ def annotate_batches(
         for folder, shard in zip(
             batch.column("folder").to_pylist(), batch.column("shard").to_pylist(), strict=True
         ):
-            yield from annotate_shard(Path(folder), shard, draft_size, batch_rows, clip)
+            yield from annotate_shard(as_path(folder), shard, draft_size, batch_rows, clip)
         kill_point("annotate", "batch")  # a batch of this task annotated, the rest not

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -12,9 +11,10 @@ from pipeline.annotate.annotate_shard import annotate_batches, output_schema
 from pipeline.config import Config
 from pipeline.spark.arrow import map_batches
 from pipeline.spark.decisions import Decisions
+from pipeline.storage import StoragePath
 
 
-def shard_table(spark: SparkSession, downloads: Path, shards: list[str]) -> DataFrame:
+def shard_table(spark: SparkSession, downloads: StoragePath, shards: list[str]) -> DataFrame:
     """The stage's input: one row per complete downloaded shard (folder, shard id), one partition
     each, so a task reads one tar as img2dataset's distributor does."""
     rows = [(str(downloads), s) for s in shards]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
+
+from pipeline.storage import StoragePath, as_path, filesystem, is_local
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
@@ -18,10 +22,22 @@ class ImageMember:
     data: bytes
 
 
-def iter_images(tar_path: str) -> Iterator[ImageMember]:
-    """Image members of a tar in file order. Member names are `KEY.ext`; anything with a
-    path separator is skipped (webdataset keys are plain names)."""
-    with tarfile.open(tar_path, mode="r:") as tar:
+@contextlib.contextmanager
+def open_binary(path: StoragePath) -> Iterator[BinaryIO]:
+    """A file for reading, local or through fsspec (whose reads are byte-range requests)."""
+    if is_local(path):
+        with open(path, "rb") as f:
+            yield f
+    else:
+        fs, inner = filesystem(path)
+        with fs.open(inner, "rb") as f:
+            yield f
+
+
+def iter_images(tar_path: str | StoragePath) -> Iterator[ImageMember]:
+    """Image members of a tar (a path or URL) in file order. Member names are `KEY.ext`;
+    anything with a path separator is skipped (webdataset keys are plain names)."""
+    with open_binary(as_path(tar_path)) as f, tarfile.open(fileobj=f, mode="r:") as tar:
         for member in tar:
             if not member.isfile() or "/" in member.name:
                 continue

@@ -24,12 +24,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 from urllib.response import addinfourl
 
+from pipeline.download.markers import BLOCKED, DEADLINE, TOO_LARGE, TOO_MANY_REDIRECTS
 from pipeline.net_policy import address_allowed, host_refusal
 
-BLOCKED = "[blocked_address]"
-TOO_LARGE = "[too_large]"
-DEADLINE = "[deadline]"
-TOO_MANY_REDIRECTS = "[too_many_redirects]"
 _CHUNK = 64 * 1024
 _ALLOWED_SCHEMES = ("http", "https")
 

@@ -10,8 +10,8 @@ import warnings
 from img2dataset.resizer import Resizer
 from PIL import Image, UnidentifiedImageError
 
-TOO_MANY_PIXELS = "[too_many_pixels]"
-DECODE_ERROR = "Image decoding error"
+from pipeline.download.markers import DECODE_ERROR, TOO_MANY_PIXELS
+
 # A JPEG ends at its EOI marker; some encoders append a little padding or metadata after it.
 _JPEG_EOI = b"\xff\xd9"
 _JPEG_TAIL = 4096

@@ -9,7 +9,6 @@ import importlib
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import img2dataset
 from img2dataset.downloader import Downloader
@@ -17,6 +16,7 @@ from img2dataset.downloader import Downloader
 from pipeline.config import DownloadConfig
 from pipeline.download import fetch_guard
 from pipeline.download.image_guard import SafeResizer
+from pipeline.storage import StoragePath
 
 log = logging.getLogger(__name__)
 # `img2dataset.main` the attribute is the CLI function; the module is what builds the components.
@@ -95,17 +95,19 @@ def img2dataset_options(cfg: DownloadConfig, distributor: str, columns: list[str
 
 
 def run_img2dataset(
-    input_file: Path,
-    output_dir: Path,
+    url_list: StoragePath,
+    output_dir: StoragePath,
     cfg: DownloadConfig,
     distributor: str,
     columns: list[str],
     allowed_networks: tuple[str, ...] = (),
 ) -> None:
-    """Download every row of `input_file` into webdataset shards under `output_dir`.
+    """Download every row of `url_list` (a parquet file, or a folder whose `*.parquet` files
+        img2dataset reads in name order) into webdataset shards under `output_dir`; either may be a
+    URL: img2dataset reads and writes through fsspec.
 
-    img2dataset's incremental mode skips shards whose `_stats.json` exists, so a killed run
-    resumes without re-downloading finished shards.
+            img2dataset's incremental mode skips shards whose `_stats.json` exists, so a killed run
+            resumes without re-downloading finished shards.
     """
     # Second line of defence for formats Pillow cannot parse: spawned workers import OpenCV
     # fresh, and OpenCV reads this bound when it loads.
@@ -113,4 +115,4 @@ def run_img2dataset(
     options = img2dataset_options(cfg, distributor, columns)
     log.info("download: img2dataset (%s) into %s", distributor, output_dir)
     with guarded_components(cfg, allowed_networks):
-        img2dataset.download(url_list=str(input_file), output_folder=str(output_dir), **options)
+        img2dataset.download(url_list=str(url_list), output_folder=str(output_dir), **options)

@@ -5,45 +5,62 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-from pathlib import Path
+from dataclasses import dataclass
 
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.config import Config
-from pipeline.download.reasons import classify
+from pipeline.download import plan
+from pipeline.download.failures import LedgerCounts
 from pipeline.download.runner import run_img2dataset
-from pipeline.files import data_files, write_atomically
-from pipeline.ledger import count_by_reason, ledger_table, read_ledger, write_ledger_part
+from pipeline.files import data_files
 from pipeline.runner import StageContext, StageResult
+from pipeline.storage import StoragePath, arrow_filesystem, as_path, refresh, remove_tree
 
 log = logging.getLogger(__name__)
 STAGE = "download"
 
 
-def write_download_input(candidates: Path, target: Path) -> tuple[int, list[str]]:
-    """One parquet of all candidates in uid order (so shards are the same on every run).
+@dataclass(frozen=True)
+class DownloadInput:
+    """The candidate files img2dataset reads as they are, in uid order, and their row counts
+    (from the parquet footers: the driver never reads a candidate row)."""
 
-    Returns the row count and the columns img2dataset should carry into its shard metadata.
+    folder: StoragePath
+    files: tuple[str, ...]
+    rows: tuple[int, ...]
+    carried: tuple[str, ...]
+
+    @property
+    def rows_in(self) -> int:
+        return sum(self.rows)
+
+    def shards(self, samples_per_shard: int) -> int:
+        """The shards img2dataset makes: it cuts each input file into shards of its own (the
+        last one of each file partial), numbering them on across files."""
+        return sum(math.ceil(n / samples_per_shard) for n in self.rows)
+
+
+def download_input(candidates: StoragePath) -> DownloadInput:
+    """The candidates folder as img2dataset's input, with the columns its shards should carry.
+
+    Spark wrote the candidates range-partitioned and sorted by uid, in files of bounded size
+    (`pipeline.spark.decisions.MAX_ROWS_PER_FILE`), so the sorted file names are uid order and
+    img2dataset's shards are the same on every run; it reads one file at a time.
     """
     files = data_files(candidates)
-    dataset = ds.dataset(files, format="parquet")
-    rows = 0
-
-    def write(tmp: Path) -> None:
-        nonlocal rows
-        with pq.ParquetWriter(tmp, dataset.schema) as writer:
-            # Spark wrote the candidates range-partitioned by uid: file order is uid order.
-            for fragment in dataset.get_fragments():
-                table = fragment.to_table()
-                rows += table.num_rows
-                writer.write_table(table)
-
-    write_atomically(target, write)
-    carried = [n for n in dataset.schema.names if n not in ("url", "caption")]
-    return rows, carried
+    # img2dataset reads every `*.parquet` of the folder; any it would read that is not one of
+    # the candidates' data files (a stray temporary) would change the shards.
+    seen = sorted(str(p) for p in candidates.glob("*.parquet"))
+    if seen != files:
+        stray = sorted(set(seen) - set(files))
+        raise RuntimeError(
+            f"download: {candidates} holds parquet files that are not candidates: {stray}"
+        )
+    rows = tuple(_footer(f).num_rows for f in files)
+    names = _footer(files[0]).schema.to_arrow_schema().names if files else []
+    carried = tuple(n for n in names if n not in ("url", "caption"))
+    return DownloadInput(candidates, tuple(files), rows, carried)
 
 
 def resolve_distributor(config: Config) -> str:
@@ -55,35 +72,24 @@ def resolve_distributor(config: Config) -> str:
     return "pyspark" if is_cluster(resolve_master(config.spark)) else "multiprocessing"
 
 
-def complete_shards(downloads: Path) -> list[str]:
+def _footer(path: str) -> pq.FileMetaData:
+    """A parquet file's footer (row count, schema), through the filesystem of its location."""
+    fs, inner = arrow_filesystem(as_path(path))
+    return pq.read_metadata(inner, filesystem=fs)
+
+
+def complete_shards(downloads: StoragePath) -> list[str]:
     """Shard ids (e.g. '00000') whose `_stats.json` exists: img2dataset writes it last."""
+    refresh(downloads)
     return sorted(p.name.split("_")[0] for p in downloads.glob("*_stats.json"))
-
-
-def write_shard_ledger(downloads: Path, ledger: Path, shard: str) -> tuple[int, int]:
-    """Ledger rows for one shard's failures; returns (successes, failures)."""
-    table = pq.read_table(
-        downloads / f"{shard}.parquet", columns=["uid", "status", "error_message"]
-    )
-    failed = table.filter(pc.not_equal(table.column("status"), "success"))
-    rows = failed.to_pylist()
-    ledger_rows = ledger_table(
-        [r["uid"] for r in rows],
-        STAGE,
-        [classify(r["status"], r["error_message"]) for r in rows],
-        [(r["error_message"] or "")[:500] for r in rows],
-    )
-    write_ledger_part(ledger, shard, ledger_rows)
-    return table.num_rows - failed.num_rows, failed.num_rows
 
 
 def run(ctx: StageContext) -> StageResult:
     """Download every candidate with img2dataset; each failure becomes a ledger row."""
     cfg = ctx.config.download
-    input_file = ctx.work / "input.parquet"
     # The candidates the stage before download kept (preselect: those the pool rules pass).
-    rows_in, carried = write_download_input(ctx.folder(ctx.stage.needs or "preselect"), input_file)
-    expected = math.ceil(rows_in / cfg.samples_per_shard)
+    source = download_input(ctx.folder(ctx.stage.needs or "preselect"))
+    expected = source.shards(cfg.samples_per_shard)
     distributor = resolve_distributor(ctx.config)
     if distributor == "pyspark":
         ctx.spark  # noqa: B018 - img2dataset's pyspark distributor uses the active session
@@ -97,16 +103,26 @@ def run(ctx: StageContext) -> StageResult:
                 "download: %d shards incomplete, running img2dataset again",
                 expected - len(complete_shards(downloads)),
             )
-        run_img2dataset(input_file, downloads, cfg, distributor, carried, allowed)
+        run_img2dataset(source.folder, downloads, cfg, distributor, list(source.carried), allowed)
     shards = complete_shards(downloads)
     if len(shards) != expected:
         raise RuntimeError(
             f"download: {expected - len(shards)} of {expected} shards did not complete; run again to resume"
         )
-    shutil.rmtree(ctx.ledger, ignore_errors=True)
-    kept = 0
-    for shard in shards:
-        successes, _ = write_shard_ledger(downloads, ctx.ledger, shard)
-        kept += successes
-    by_reason = count_by_reason(read_ledger(ctx.ledger))
-    return StageResult(rows_in, kept, by_reason, {"shards": len(shards)})
+    counts = write_ledger(ctx, [str(downloads / f"{s}.parquet") for s in shards])
+    if counts.rows != source.rows_in:
+        # img2dataset writes one shard row per candidate: anything else is lost or duplicated.
+        raise RuntimeError(
+            f"download: {source.rows_in} candidates but {counts.rows} rows in the shards"
+        )
+    return StageResult(source.rows_in, counts.successes, counts.dropped, {"shards": len(shards)})
+
+
+def write_ledger(ctx: StageContext, shard_files: list[str]) -> LedgerCounts:
+    """The download ledger from the complete shards' parquet files, by a Spark job (none when
+    there are no shards): one part per shard, each written whole."""
+    if not shard_files:
+        remove_tree(ctx.ledger)
+        return LedgerCounts(0, 0, {})
+    remove_tree(ctx.ledger)  # parts of shards an earlier attempt had are rewritten whole
+    return plan.write_ledger(ctx.spark, shard_files, str(ctx.ledger))

@@ -22,6 +22,7 @@ from pipeline.ingest.input_check import check_columns
 from pipeline.ingest.langid import resolve_model_path
 from pipeline.spark.arrow import map_batches, to_arrow
 from pipeline.spark.decisions import Decisions
+from pipeline.storage import as_path, is_url, spark_url
 from schemas.reasons import check
 from schemas.tables import INGEST_WORK, RESERVED_COLUMNS
 
@@ -45,7 +46,8 @@ def read_input(spark: SparkSession, path: str, cfg: IngestConfig) -> tuple[DataF
     Arrow schema of the carried columns. Raises InputError for anything a user must fix.
     """
     try:
-        df = spark.read.parquet(path)
+        # s3:// as s3a:// for Hadoop; plain paths, globs and other schemes as they are.
+        df = spark.read.parquet(spark_url(as_path(path)) if is_url(path) else path)
         fields = {f.name: f.dataType for f in df.schema.fields}
     except (PySparkException, Py4JJavaError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

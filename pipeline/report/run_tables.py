@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -15,17 +14,18 @@ import pyarrow.dataset as ds
 from pipeline.files import data_files
 from pipeline.ledger import read_ledger
 from pipeline.run_dir import RunDir
+from pipeline.storage import StoragePath, arrow_filesystem, as_path
 
 log = logging.getLogger(__name__)
 
 # Where the demo leaves the planted truth of its synthetic web; a run without it has no
 # precision/recall section.
-GROUND_TRUTH = Path("web") / "ground_truth.parquet"
+GROUND_TRUTH = "web/ground_truth.parquet"
 # Written by the demo's training comparison (pipeline/demo/compare.py).
 COMPARISON = "comparison.json"
 
 
-def read_parquet_dir(path: Path, columns: list[str] | None = None) -> pa.Table | None:
+def read_parquet_dir(path: StoragePath, columns: list[str] | None = None) -> pa.Table | None:
     """All parquet files under `path` (Spark's _SUCCESS and dot files skipped), or None if absent.
 
     Columns that the table lacks are left out rather than failing: clip_score exists only when
@@ -36,7 +36,9 @@ def read_parquet_dir(path: Path, columns: list[str] | None = None) -> pa.Table |
     files = data_files(path, "**/*.parquet")
     if not files:
         return None
-    dataset = ds.dataset(files, format="parquet")
+    fs, _ = arrow_filesystem(path)
+    paths = [arrow_filesystem(as_path(f))[1] for f in files]
+    dataset = ds.dataset(paths, format="parquet", filesystem=fs)
     if columns is not None:
         columns = [c for c in columns if c in dataset.schema.names]
     return dataset.to_table(columns=columns)
@@ -56,13 +58,13 @@ class RunTables:
     comparison: dict[str, Any] | None
 
     @property
-    def ground_truth_path(self) -> Path:
+    def ground_truth_path(self) -> StoragePath:
         return self.run.root / GROUND_TRUTH
 
 
-def load_run_tables(run_dir: Path | str) -> RunTables:
+def load_run_tables(run_dir: StoragePath | str) -> RunTables:
     """Read stats, ledger and the stage outputs the report needs."""
-    run = RunDir(Path(run_dir).resolve())
+    run = RunDir(as_path(run_dir))
     comparison_path = run.root / COMPARISON
     comparison = json.loads(comparison_path.read_text()) if comparison_path.is_file() else None
     return RunTables(

@@ -25,6 +25,7 @@ from pipeline.report.ground_truth import (
 from pipeline.report.html_page import Sample, esc, grid, plot, table
 from pipeline.report.run_tables import RunTables
 from pipeline.report.thumbnails import png_uri, read_image_bytes, thumbnail_uri
+from pipeline.storage import arrow_filesystem
 from schemas.reasons import REASONS, check
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,8 @@ def truth_section(tables: RunTables, pairs: pa.Table | None) -> Section | None:
     path = tables.ground_truth_path
     if pairs is None or "gt_id" not in pairs.schema.names or not path.is_file():
         return None
-    truth = pq.read_table(path, columns=["gt_id", "noise", "duplicate_of"])
+    fs, inner = arrow_filesystem(path)
+    truth = pq.read_table(inner, columns=["gt_id", "noise", "duplicate_of"], filesystem=fs)
     kept = (
         set(tables.selection.column("uid").to_pylist()) if tables.selection is not None else set()
     )

@@ -29,6 +29,7 @@ from pipeline.report.sections import (
     truth_section,
 )
 from pipeline.run_dir import RunDir
+from pipeline.storage import arrow_filesystem, as_path, make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def run_report(run_dir: Path | str, config: Config) -> Path:
     The run's own config.yaml (what its stages ran with) is used to recompute uids of the input
     rows; `config` is the fallback for a run directory without one.
     """
-    run = RunDir(Path(run_dir).resolve())
+    run = RunDir(as_path(run_dir))
     run.require("ingest", "ingest")
     if run.config_file.is_file():
         config = load_config(run.config_file, [])
@@ -67,7 +68,7 @@ def run_report(run_dir: Path | str, config: Config) -> Path:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     html = page(f"curate report: {run.root.name} ({stamp})", sections)
     out = run.report / "index.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(out.parent)
     write_text_atomically(out, html)
     log.info("report: %s (%.1f MB)", out, len(html) / 1e6)
     return out
@@ -77,7 +78,7 @@ def dedup_truth_for_run(run_dir: Path | str, config: Config) -> DedupTruth | Non
     """`score_dedup_against_truth` for a run over a labelled web (the demo's layout: the truth in
     `run_dir/web/ground_truth.parquet`, its input with a gt_id column); None when the run has no
     truth, no recoverable input or no complete dedup. Print it with `format_dedup_truth`."""
-    run = RunDir(Path(run_dir).resolve())
+    run = RunDir(as_path(run_dir))
     truth_path = run.root / GROUND_TRUTH
     if not truth_path.is_file() or not run.is_complete("dedup"):
         return None
@@ -88,5 +89,6 @@ def dedup_truth_for_run(run_dir: Path | str, config: Config) -> DedupTruth | Non
     kept = read_parquet_dir(run.dedup, ["uid"])
     if pairs is None or "gt_id" not in pairs.schema.names or kept is None:
         return None
-    truth = pq.read_table(truth_path, columns=["gt_id", "noise", "duplicate_of"])
+    fs, inner = arrow_filesystem(truth_path)
+    truth = pq.read_table(inner, columns=["gt_id", "noise", "duplicate_of"], filesystem=fs)
     return score_dedup_against_truth(truth, pairs, read_ledger(run.ledger_for("dedup")), kept)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from pathlib import Path
 
 from PIL import Image
+
+from pipeline.storage import StoragePath, read_range
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +18,10 @@ THUMBNAIL_SIDE = 128
 THUMBNAIL_QUALITY = 80
 
 
-def read_image_bytes(downloads: Path, shard: str, offset: int, size: int) -> bytes:
-    """The stored image of one sample: `size` bytes at `offset` in downloads/<shard>.tar."""
-    with open(downloads / f"{shard}.tar", "rb") as tar:
-        tar.seek(offset)
-        return tar.read(size)
+def read_image_bytes(downloads: StoragePath, shard: str, offset: int, size: int) -> bytes:
+    """The stored image of one sample: `size` bytes at `offset` in downloads/<shard>.tar (a
+    byte-range request when the run is on object storage)."""
+    return read_range(downloads / f"{shard}.tar", offset, size)
 
 
 def thumbnail_uri(data: bytes, side: int = THUMBNAIL_SIDE) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -14,6 +13,7 @@ from pyspark.sql.types import LongType, StructField, StructType
 from pipeline.config import ShardConfig
 from pipeline.shard.writer import SHARD_RESULT, shard_batches
 from pipeline.spark.arrow import map_batches
+from pipeline.storage import StoragePath, spark_url
 
 _ANNOTATION_COLUMNS = [
     "uid", "shard", "key", "offset", "image_bytes", "width", "height",
@@ -21,12 +21,14 @@ _ANNOTATION_COLUMNS = [
 ]  # fmt: skip
 
 
-def selected_samples(selection: DataFrame, annotations: DataFrame, downloads: Path) -> DataFrame:
+def selected_samples(
+    selection: DataFrame, annotations: DataFrame, downloads: StoragePath
+) -> DataFrame:
     """One row per selected uid: its annotation (shard, offset ...) and its pair's metadata."""
     selection = selection.select("uid", "clip_score")
     annotations = annotations.select(*_ANNOTATION_COLUMNS)
     pairs = (
-        selection.sparkSession.read.parquet(str(downloads / "*.parquet"))
+        selection.sparkSession.read.parquet(f"{spark_url(downloads)}/*.parquet")
         .filter(F.col("status") == "success")
         .select("uid", "url", "caption", "lang", "lang_score")
     )
@@ -48,7 +50,9 @@ def number_samples(samples: DataFrame, cfg: ShardConfig) -> tuple[DataFrame, int
     return numbered.drop("_order", "position"), n
 
 
-def write_shards(samples: DataFrame, cfg: ShardConfig, out: Path, downloads: Path) -> list[dict]:
+def write_shards(
+    samples: DataFrame, cfg: ShardConfig, out: StoragePath, downloads: StoragePath
+) -> list[dict]:
     """Write every shard (one task per shard); returns (shard, count, bytes) per shard."""
     numbered, n = number_samples(samples, cfg)
     total = numbered.count()

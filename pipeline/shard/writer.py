@@ -1,10 +1,11 @@
 """Write one LAION-style webdataset shard: `NNNNN.tar` (KEY.jpg, KEY.json, KEY.txt in key order,
 fixed mtime and owner, image bytes copied from the source tar without re-encoding), its
-`NNNNN.parquet` and `NNNNN_stats.json`, each under a temporary name renamed when complete.
+`NNNNN.parquet` and `NNNNN_stats.json`, each written whole (pipeline.files), the stats last.
 
 A shard is built column-wise, never row by row (the per-sample Python cost was the bottleneck):
 the tar layout is computed up front, USTAR headers are stamped from one tarfile-made template
-with numpy, image bytes are read with `preadv` straight into a reused write buffer, the json
+with numpy, image bytes are read with `preadv` (byte ranges on object storage) straight into a reused write
+buffer, the json
 members come from one format string over per-column fragments, the parquet from Arrow columns."""
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import os
 import tarfile
 from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 
 from pipeline.faults import kill_point
 from pipeline.files import write_atomically, write_bytes_atomically
+from pipeline.shard.sources import SourceTars
+from pipeline.storage import StoragePath, as_path, filesystem
 from schemas.tables import SHARD_SAMPLE
 
 SHARD_RESULT = pa.schema([("shard", pa.string()), ("count", pa.int64()), ("bytes", pa.int64())])
@@ -44,7 +46,7 @@ def sample_key(shard_id: int, index: int, index_digits: int) -> str:
     return f"{shard_id:05d}{index:0{index_digits}d}"
 
 
-def is_complete(out: Path, name: str) -> bool:
+def is_complete(out: StoragePath, name: str) -> bool:
     return all((out / f"{name}{suffix}").exists() for suffix in (".tar", ".parquet", "_stats.json"))
 
 
@@ -172,7 +174,7 @@ def write_tar(
     downloads: str,
 ) -> int:
     """Write the tar of one shard: per sample KEY.jpg (its bytes read from `images`'
-    shard/offset/image_bytes in `downloads`), KEY.json, KEY.txt; then the two zero blocks and
+    shard/offset/image_bytes in `downloads`, a folder or a URL), KEY.json, KEY.txt; then the two zero blocks and
     the padding to whole records that tarfile ends an archive with. Returns its size.
 
     The samples go out a chunk at a time through one reused buffer: zeroed, headers stamped in
@@ -195,7 +197,7 @@ def write_tar(
     buffer = bytearray(max(_CHUNK_BYTES, biggest))
     view, flat = memoryview(buffer), np.frombuffer(buffer, np.uint8)
     slots = starts.tolist()
-    handles: dict[str, int] = {}
+    tars = SourceTars(downloads)
     try:
         with open(path, "wb") as out:
             first = 0
@@ -214,21 +216,16 @@ def write_tar(
                     text_at += _BLOCK - base
                     buffer[json_at : json_at + len(jsons[i])] = jsons[i]
                     buffer[text_at : text_at + len(texts[i])] = texts[i]
-                # Images in (source, offset) order: each source tar is read front to back.
-                for i in sorted(range(first, last), key=lambda i: (sources[i], offsets[i])):
-                    fd = handles.get(sources[i])
-                    if fd is None:
-                        source = os.path.join(downloads, f"{sources[i]}.tar")
-                        fd = handles[sources[i]] = os.open(source, os.O_RDONLY)
-                    at, size = slots[i][0] + _BLOCK - base, image_sizes[i]
-                    if os.preadv(fd, [view[at : at + size]], offsets[i]) != size:
-                        raise OSError(f"{sources[i]}.tar: short read at offset {offsets[i]}")
+                reads = []
+                for i in range(first, last):
+                    at = slots[i][0] + _BLOCK - base
+                    reads.append((sources[i], offsets[i], view[at : at + image_sizes[i]]))
+                tars.read_into(reads)
                 out.write(view[:length])
                 first = last
             out.write(bytes(tail))
     finally:
-        for fd in handles.values():
-            os.close(fd)
+        tars.close()
     return body + tail
 
 
@@ -237,11 +234,15 @@ def _as(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
 
 
 def write_shard(
-    out: Path | str, downloads: Path | str, shard_id: int, samples: pa.Table, index_digits: int
+    out: StoragePath | str,
+    downloads: StoragePath | str,
+    shard_id: int,
+    samples: pa.Table,
+    index_digits: int,
 ) -> int:
     """Write shard `shard_id` from its samples (joined rows, sorted by `index`); returns the
     tar's size in bytes."""
-    out, name = os.fspath(out), shard_name(shard_id)
+    name = shard_name(shard_id)
     key_format = f"{shard_id:05d}%0{index_digits}d"  # sample_key's spelling, one format per shard
     keys = [key_format % i for i in samples.column("index").to_pylist()]
     phashes = [f"{p & _PHASH_MASK:016x}" for p in samples.column("phash").to_pylist()]
@@ -255,13 +256,13 @@ def write_shard(
         if field not in columns:
             columns[field] = samples.column(field)
     texts = [(c or "").encode() for c in columns["caption"].to_pylist()]
-    out = Path(out)
+    out = as_path(out)
     members = json_members(columns)
     sizes: list[int] = []
     write_atomically(
         out / f"{name}.tar",
         lambda tmp: sizes.append(
-            write_tar(os.fspath(tmp), keys, members, texts, samples, os.fspath(downloads))
+            write_tar(os.fspath(tmp), keys, members, texts, samples, str(downloads))
         ),
     )
     size = sizes[0]
@@ -293,14 +294,15 @@ def shard_batches(
     table = pa.Table.from_batches(received).sort_by(order)
     shard_ids = table.column("shard_id").to_numpy()
     bounds = [0, *(np.flatnonzero(np.diff(shard_ids)) + 1).tolist(), len(shard_ids)]
-    target, results = Path(out), []
+    target, results = as_path(out), []
     for start, stop in itertools.pairwise(bounds):
         if start == stop:
             continue
         shard_id = int(shard_ids[start])
         name = shard_name(shard_id)
         if is_complete(target, name):
-            size = (target / f"{name}.tar").stat().st_size
+            fs, tar = filesystem(target / f"{name}.tar")
+            size = fs.size(tar)
         else:
             samples = table.slice(start, stop - start)
             size = write_shard(out, downloads, shard_id, samples, index_digits)

@@ -19,6 +19,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import fsspec
 import numpy as np
 import torch
 import webdataset as wds
@@ -26,6 +27,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipeline.errors import InputError
+from pipeline.storage import is_url
 from pipeline.train.shards import ShardSet
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,31 @@ def share(total: int, parts: int, index: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
 
 
+def open_streams(urls: list[str]) -> Iterator[dict]:
+    """(url, stream) of each tar, as webdataset's url_opener yields them: object-store URLs
+    (s3://, gs://, hdfs://, file://) through fsspec, which webdataset's gopen lacks; paths,
+    http(s) and pipe: through gopen as before."""
+    for url in urls:
+        if not uses_fsspec(url):
+            yield from wds.tariterators.url_opener([{"url": url}], handler=_log_and_continue)
+            continue
+        try:
+            stream = fsspec.open(url, "rb").open()
+        except OSError as exn:
+            _log_and_continue(exn)
+            continue
+        yield {"url": url, "stream": stream}
+
+
+def uses_fsspec(url: str) -> bool:
+    """True for a URL whose scheme webdataset's gopen does not open (s3, gs, hdfs, file ...)."""
+    return is_url(url) and not url.startswith(("http://", "https://", "pipe:"))
+
+
 def complete_samples(urls: list[str]) -> Iterator[dict]:
     """Raw samples (bytes per extension) of the tars in order, those with an image and a caption."""
-    source = iter([{"url": u} for u in urls])
-    for sample in wds.tariterators.tarfile_samples(source, handler=_log_and_continue):
+    files = wds.tariterators.tar_file_expander(open_streams(urls), handler=_log_and_continue)
+    for sample in wds.tariterators.group_by_keys(files, handler=_log_and_continue):
         if "txt" in sample and any(ext in sample for ext in IMAGE_EXTS):
             yield sample
 

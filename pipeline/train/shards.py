@@ -12,6 +12,7 @@ from pathlib import Path
 from webdataset.shardlists import expand_urls
 
 from pipeline.errors import InputError
+from pipeline.storage import StoragePath, as_path, is_url
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def _is_remote(url: str) -> bool:
     return "://" in url or url.startswith("pipe:")
 
 
-def _read_sizes(folder: Path) -> dict[str, int]:
+def _read_sizes(folder: StoragePath) -> dict[str, int]:
     path = folder / "sizes.json"
     if not path.is_file():
         return {}
@@ -58,6 +59,26 @@ def _read_sizes(folder: Path) -> dict[str, int]:
         ) from exc
 
 
+def _uses_fsspec(url: str) -> bool:
+    # Object-store URLs (s3://, gs://, hdfs://, file://): listed and read through fsspec.
+    return is_url(url) and not url.startswith(("http://", "https://", "pipe:"))
+
+
+def _split(url: str) -> tuple[str, str]:
+    """(folder, file name) of a tar path or URL; a bare name's folder is "."."""
+    folder, slash, name = url.rpartition("/")
+    return folder or slash or ".", name
+
+
+def _folder(text: str) -> StoragePath | None:
+    """The folder `text` names (a plain path or an fsspec URL), or None for a pattern, a tar,
+    or a URL only webdataset opens (http, pipe:)."""
+    if any(ch in text for ch in "{}") or (_is_remote(text) and not _uses_fsspec(text)):
+        return None
+    folder = as_path(text.rstrip("/")) if is_url(text) else Path(text)
+    return folder if folder.is_dir() else None
+
+
 def resolve_shards(spec: str | Path) -> ShardSet:
     """A folder (all its .tar files), a brace pattern 'DIR/{00000..00003}.tar', or one tar file."""
     text = str(spec).strip()
@@ -65,8 +86,8 @@ def resolve_shards(spec: str | Path) -> ShardSet:
         raise InputError(
             "no shards given: expected a folder of .tar files or 'DIR/{00000..00009}.tar'"
         )
-    if not _is_remote(text) and Path(text).is_dir():
-        folder = Path(text)
+    folder = _folder(text)
+    if folder is not None:
         urls = sorted(str(p) for p in folder.glob("*.tar"))
         if not urls:
             raise InputError(f"shards {folder}: no .tar file in this folder")
@@ -82,13 +103,16 @@ def resolve_shards(spec: str | Path) -> ShardSet:
         if not urls:
             raise InputError(f"shards {text}: the pattern names no file")
     sizes: dict[str, int] = {}
-    for folder in sorted({Path(u).parent for u in urls if not _is_remote(u)}):
-        by_name = _read_sizes(folder)
+    # sizes.json beside the tars: on disk, or in the store of an fsspec URL (s3://...).
+    readable = [u for u in urls if not _is_remote(u) or _uses_fsspec(u)]
+    for parent in sorted({_split(u)[0] for u in readable}):
+        by_name = _read_sizes(Path(parent) if not is_url(parent) else as_path(parent))
         sizes.update(
             {
-                u: by_name[Path(u).name]
-                for u in urls
-                if Path(u).parent == folder and Path(u).name in by_name
+                u: by_name[name]
+                for u in readable
+                for folder, name in [_split(u)]
+                if folder == parent and name in by_name
             }
         )
     shard_set = ShardSet(tuple(urls), sizes)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
-from pipeline.download.reasons import classify
+from pipeline.download.reasons import classify, classify_batch
 
 CASES = [
     ("failed_to_download", "HTTP Error 404: Not Found", "download.http_error"),
@@ -80,3 +81,10 @@ CASES = [
 @pytest.mark.parametrize(("status", "message", "code"), CASES)
 def test_classify(status, message, code):
     assert classify(status, message) == code
+
+
+def test_classify_batch_gives_every_case_its_code_in_one_pass():
+    status = pa.array([s for s, _, _ in CASES] + [None], pa.string())
+    message = pa.array([m for _, m, _ in CASES] + [None], pa.string())
+    codes = classify_batch(status, message).to_pylist()
+    assert codes == [c for _, _, c in CASES] + ["download.failed"]

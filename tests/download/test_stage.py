@@ -11,12 +11,13 @@ import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.config import load_config
 from pipeline.demo.synthetic_web import (
     load_ground_truth,
 )
-from pipeline.download.stage import complete_shards
+from pipeline.download.stage import complete_shards, download_input
 from pipeline.ledger import read_ledger
 from pipeline.run_dir import RunDir
 from pipeline.runner import run_stage
@@ -138,7 +139,7 @@ def test_killed_download_resumes_without_loss_or_duplicates(ingested, downloaded
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     n_candidates = pq.read_table(run.candidates).num_rows
-    expected_shards = -(-n_candidates // 8)
+    expected_shards = download_input(run.candidates).shards(8)
     done = len(complete_shards(run.downloads))
     assert 0 < done < expected_shards, "the kill must land part-way"
     assert not run.is_complete("download")
@@ -156,3 +157,34 @@ def test_killed_download_resumes_without_loss_or_duplicates(ingested, downloaded
     )
     ledger = read_ledger(run.ledger_for("download")).column("uid").to_pylist()
     assert len(ledger) == len(set(ledger)) == n_candidates - len(ok)
+
+
+def test_download_input_hands_img2dataset_the_candidate_files_in_name_order(tmp_path):
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    for name, n in (("part-00001-c000.parquet", 5), ("part-00000-c000.parquet", 12)):
+        pq.write_table(
+            pa.table(
+                {"uid": [f"{i:032x}" for i in range(n)], "url": ["u"] * n, "caption": ["c"] * n}
+            ),
+            folder / name,
+        )
+    (folder / "_COMPLETE").write_text("{}\n")
+    source = download_input(folder)
+    assert [os.path.basename(f) for f in source.files] == [
+        "part-00000-c000.parquet",
+        "part-00001-c000.parquet",
+    ]
+    assert (source.rows, source.rows_in, source.carried) == ((12, 5), 17, ("uid",))
+    # img2dataset cuts each file on its own: 12 -> 10 + 2, 5 -> 5.
+    assert source.shards(10) == 3
+
+
+def test_download_input_refuses_a_stray_parquet_img2dataset_would_read(tmp_path):
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    table = pa.table({"uid": ["a" * 32], "url": ["u"], "caption": ["c"]})
+    pq.write_table(table, folder / "part-00000.parquet")
+    pq.write_table(table, folder / ".part-00001.parquet")
+    with pytest.raises(RuntimeError, match=r"\.part-00001\.parquet"):
+        download_input(folder)

@@ -1,6 +1,8 @@
-"""The jobs on a real standalone cluster on 127.0.0.1, submitted with spark-submit: ingest through
-shard give the same outputs as local mode, even with one task failing once in ingest, annotate and
-shard (retried without duplicated or missing rows), and the cluster stops cleanly."""
+"""The jobs on a real standalone cluster on 127.0.0.1, submitted with spark-submit, on a run
+directory given as a `file://` URL (reached only through the filesystem APIs, as a bucket would
+be): ingest through shard give the same outputs as local mode on a plain path, even with one task
+failing once in ingest, annotate and shard (retried without duplicated or missing rows), and the
+cluster stops cleanly."""
 
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ class Submitter:
         self.lock = threading.Lock()
 
     def start(
-        self, stage: str, run_dir: Path, args: list[str], fail_once: Path | None = None
+        self, stage: str, run_dir: Path | str, args: list[str], fail_once: Path | None = None
     ) -> tuple[subprocess.Popen, Path]:
         """Start the stage's job (the app is named after the stage); returns the process and its
         log file. With `fail_once` (a marker folder), one task of the job fails once."""
@@ -173,7 +175,9 @@ def _cluster_chain(submit: Submitter, src: Path, base: Path, runs: Runs) -> None
         marker = None
         if stage in FAIL_ONCE_STAGES:
             marker = runs.markers[stage] = base / "fail-once" / stage
-        job = submit.start(stage, runs.cluster, args, marker)
+        # The run directory as a file:// URL: the driver and the executors reach it only through
+        # the filesystem APIs (fsspec, Hadoop's), as they would reach s3:// on a real cluster.
+        job = submit.start(stage, f"file://{runs.cluster}", args, marker)
         runs.logs[stage] = job[1]
         submit.run(job)
 

@@ -44,7 +44,7 @@ class Pool(Protocol):
         """The q-th percentile of a pool column (None when it has no values)."""
 
     def count(self) -> int:
-        """Samples in the pool."""
+        """Samples of the pool with an image embedding (the ones k-means can place)."""
 
     def embedding_sample(self, wanted: int, seed: int) -> np.ndarray:
         """A seeded, partition-independent sample of about `wanted` unit image embeddings."""

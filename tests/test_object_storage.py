@@ -33,7 +33,9 @@ from tests.conftest import LOCAL_DOWNLOAD
 pytestmark = pytest.mark.slow
 
 
-def upload_run(s3, local: RunDir, stages: tuple[str, ...] = ("candidates", "ledger")) -> RunDir:
+def upload_run(
+    s3, local: RunDir, stages: tuple[str, ...] = ("candidates", "preselected", "ledger")
+) -> RunDir:
     """The run's stats.json, config and the named folders, copied into a fresh bucket prefix."""
     run = RunDir(as_path(s3.url("run")))
     fs = s3.filesystem()
@@ -90,7 +92,7 @@ def test_download_writes_shards_ledger_and_markers_to_the_bucket(downloaded_to_s
     assert successes(rows) | set(ledger["uid"].to_pylist()) == set(rows["uid"].to_pylist())
     # The status command reads it back from the bucket.
     lines = status_lines(str(run.root), load_config(None, LOCAL_DOWNLOAD))
-    assert lines[2].split()[:2] == ["download", "complete"], lines
+    assert lines[3].split()[:2] == ["download", "complete"], lines
 
 
 def test_rerun_of_a_complete_stage_in_the_bucket_does_nothing(downloaded_to_s3, web_and_server):
@@ -153,7 +155,7 @@ def test_killed_download_in_the_bucket_resumes_without_loss_or_duplicates(
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    expected = download_input(run.candidates).shards(8)
+    expected = download_input(run.root / "preselected").shards(8)
     done = len(complete_shards(run.downloads))
     assert 0 < done < expected, "the kill must land part-way"
     assert not run.is_complete("download")
@@ -161,7 +163,7 @@ def test_killed_download_in_the_bucket_resumes_without_loss_or_duplicates(
     entry = run_stage("download", str(run.root), load_config(None, overrides))
     rows = shard_rows(run)
     uids = rows["uid"].to_pylist()
-    n_candidates = download_input(run.candidates).rows_in
+    n_candidates = download_input(run.root / "preselected").rows_in
     assert len(uids) == len(set(uids)) == n_candidates == entry["rows_in"]
     assert successes(rows) == successes(shard_rows(reference))
     ledger = read_ledger(run.ledger_for("download"))["uid"].to_pylist()
@@ -180,7 +182,7 @@ def test_a_whole_run_in_a_file_url_goes_through_the_filesystem_api(downloaded, t
     url_run = copy_run(downloaded[0].root, tmp_path / "url")
     url = f"file://{url_run.root}"
     config = load_config(None, FINISHED)
-    names = ["annotate", "dedup", "select", "shard"]
+    names = ["annotate", "dedup", "select", "balance", "shard"]
     by_url = run_stages(url, config, names=names)
     by_path = run_stages(plain.root, config, names=names)
     for stage in names:
@@ -195,4 +197,4 @@ def test_a_whole_run_in_a_file_url_goes_through_the_filesystem_api(downloaded, t
     assert str(run_report(url, config)) == f"{url}/report/index.html"
     # The markers and stats.json read back through the URL: complete under these settings.
     run = RunDir(as_path(url))
-    assert [stage_state(run, get_stage(n), config).status for n in names] == ["complete"] * 4
+    assert [stage_state(run, get_stage(n), config).status for n in names] == ["complete"] * 5

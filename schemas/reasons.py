@@ -73,6 +73,11 @@ _ALL = [
     Reason("download.http_error", "the server answered with an HTTP error status"),
     Reason("download.timeout", "the request timed out"),
     Reason("download.network_error", "connection refused, reset, DNS failure or similar"),
+    Reason(
+        "download.bad_response",
+        "the answer is not valid HTTP: a malformed status line, over 100 headers, a header line "
+        "over 64 kB",
+    ),
     Reason("download.decode_error", "the body is not a decodable image (truncated, HTML, empty)"),
     Reason(
         "download.image_too_small", "shorter side of the original below download.min_image_size"

@@ -34,7 +34,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 from urllib.response import addinfourl
 
-from pipeline.download.markers import BLOCKED, DEADLINE, TOO_LARGE, TOO_MANY_REDIRECTS
+from pipeline.download.markers import (
+    BAD_RESPONSE,
+    BLOCKED,
+    DEADLINE,
+    TOO_LARGE,
+    TOO_MANY_REDIRECTS,
+)
 from pipeline.net_policy import address_allowed, host_refusal
 
 _CHUNK = 64 * 1024
@@ -217,7 +223,7 @@ class _GuardedHTTPHandler(urllib.request.HTTPHandler):
         connection = functools.partial(
             _GuardedHTTPConnection, policy=self.policy, deadline_at=_deadline_at(req, self.policy)
         )
-        return self.do_open(connection, req)
+        return _opened(self.do_open, connection, req)
 
 
 class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
@@ -232,7 +238,18 @@ class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
         connection = functools.partial(
             _GuardedHTTPSConnection, policy=self.policy, deadline_at=_deadline_at(req, self.policy)
         )
-        return self.do_open(connection, req, context=self._context)
+        return _opened(self.do_open, connection, req, context=self._context)
+
+
+def _opened(do_open, connection, req, **kwargs):  # type: ignore[no-untyped-def]
+    """`do_open`, with http.client's protocol errors (not OSErrors, so urllib passes them up
+    raw) marked `[bad_response]`; a closed connection stays a network error."""
+    try:
+        return do_open(connection, req, **kwargs)
+    except http.client.HTTPException as exc:
+        if isinstance(exc, ConnectionError):  # RemoteDisconnected: the peer closed
+            raise
+        raise FetchRefused(f"{BAD_RESPONSE} {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def _deadline_at(req: urllib.request.Request, policy: FetchPolicy) -> float:

@@ -9,6 +9,7 @@ BLOCKED = "[blocked_address]"
 TOO_LARGE = "[too_large]"
 DEADLINE = "[deadline]"
 TOO_MANY_REDIRECTS = "[too_many_redirects]"
+BAD_RESPONSE = "[bad_response]"
 # pipeline.download.image_guard
 TOO_MANY_PIXELS = "[too_many_pixels]"
 DECODE_ERROR = "Image decoding error"

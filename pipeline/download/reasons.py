@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.download.markers import (
+    BAD_RESPONSE,
     BLOCKED,
     DEADLINE,
     DECODE_ERROR,
@@ -26,6 +27,7 @@ _RULES: list[tuple[str, str]] = [
     ("image area too large", check("download.too_many_pixels")),
     (TOO_MANY_REDIRECTS, check("download.too_many_redirects")),
     (DEADLINE, check("download.timeout")),
+    (BAD_RESPONSE, check("download.bad_response")),
     ("X-Robots-Tag", check("download.opted_out")),
     ("HTTP Error", check("download.http_error")),
     ("timed out", check("download.timeout")),

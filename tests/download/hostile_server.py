@@ -136,6 +136,19 @@ class _Handler(socketserver.BaseRequestHandler):
             self._endless(conn, _head("302 Found", {"Location": "/ok.jpg", "Connection": "close"}))
         elif path == "/missing-huge":
             self._endless(conn, _head("404 Not Found", {"Content-Length": str(300 << 20)}))
+        elif path == "/drip-chunked":
+            # A chunked body of one-byte chunks, each quick, the whole never done.
+            self._send(conn, _head("200 OK", {"Transfer-Encoding": "chunked"}))
+            self._drip(conn, b"1\r\nx\r\n" * 2000)
+        elif path == "/many-headers":
+            # http.client refuses more than 100 headers: the row fails at once, not after 10k.
+            fields = "".join(f"X-Junk-{i}: {'j' * 60}\r\n" for i in range(10_000))
+            self._send(conn, b"HTTP/1.1 200 OK\r\n" + fields.encode() + b"\r\n")
+        elif path == "/long-header-line":
+            # ... and a header line over 64 kB.
+            self._send(conn, b"HTTP/1.1 200 OK\r\nX-Long: " + b"l" * (1 << 20) + b"\r\n\r\n")
+        elif path == "/garbage-status":
+            self._send(conn, b"SSH-2.0-OpenSSH_9.6\r\n\r\n" + JPEG)
         elif path.startswith("/slow-hop/"):
             # /slow-hop/N: N hops of redirects, each answered after 0.4 s (each hop is quick next
             # to the per-operation timeout; the chain is not).

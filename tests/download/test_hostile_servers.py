@@ -82,6 +82,21 @@ def test_a_redirect_body_is_never_read(hostile, path):
     assert grown_kib < 64 << 10
 
 
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/drip-chunked", "download.timeout"),  # one-byte chunks, each quick
+        ("/many-headers", "download.bad_response"),  # 10,000 headers: refused after 100
+        ("/long-header-line", "download.bad_response"),  # a 1 MB header line
+        ("/garbage-status", "download.bad_response"),  # not HTTP at all
+    ],
+)
+def test_malformed_and_chunked_answers(hostile, path, code):
+    body, got, seconds = _fetch(hostile.base_url + path)
+    assert (body, got) == (None, code)
+    assert seconds <= DEADLINE + 1.0
+
+
 def test_an_error_body_is_never_read(hostile):
     body, code, seconds = _fetch(hostile.base_url + "/missing-huge")
     assert (body, code) == (None, "download.http_error")

@@ -73,6 +73,11 @@ CASES = [
         "OpenCV(4.14.0) error: (-215:Assertion failed) in function 'resize'",
         "download.resize_error",
     ),
+    (
+        "failed_to_download",
+        "[bad_response] HTTPException: got more than 100 headers",
+        "download.bad_response",
+    ),
     ("failed_to_download", "something nobody anticipated", "download.failed"),
     ("failed_to_download", None, "download.failed"),
 ]

@@ -4,6 +4,7 @@ status, report, train, compare and demo. Exit 0 done, 2 bad input or config, 1 f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -156,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that only read: they take no lock, so `status` works while a run is going on.
+_READ_ONLY = frozenset({"status"})
+
+
+def _writer_lock(
+    args: argparse.Namespace, argv: Sequence[str] | None
+) -> contextlib.AbstractContextManager[None]:
+    """The lock of the folder this command writes: the run directory, or train's --output."""
+    if args.command in _READ_ONLY:
+        return contextlib.nullcontext()
+    from pipeline.run_lock import run_dir_lock
+
+    target = args.output if args.command == "train" else args.run_dir
+    words = sys.argv[1:] if argv is None else list(argv)
+    return run_dir_lock(target, " ".join(["curate", *words])[:300])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `curate` and `python -m pipeline`."""
     parser = build_parser()
@@ -165,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     try:
         config = load_config(args.config, args.overrides)
-        COMMANDS[args.command][1](args, config)
+        with _writer_lock(args, argv):
+            COMMANDS[args.command][1](args, config)
     except InputError as exc:
         print(f"curate {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -166,6 +167,9 @@ def _writer_lock(
 ) -> contextlib.AbstractContextManager[None]:
     """The lock of the folder this command writes: the run directory, or train's --output."""
     if args.command in _READ_ONLY:
+        return contextlib.nullcontext()
+    # Under torchrun every rank runs this command: the job holds the lock through rank 0.
+    if args.command == "train" and os.environ.get("RANK", "0") != "0":
         return contextlib.nullcontext()
     from pipeline.run_lock import run_dir_lock
 

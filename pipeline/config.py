@@ -726,7 +726,9 @@ def _apply_override(raw: dict[str, dict[str, Any]], override: str) -> None:
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {override!r}: value is not valid YAML ({exc})") from exc
+        raise ConfigError(
+            f"--set {override!r}: value is not valid YAML ({yaml_problem(exc)})"
+        ) from exc
     # dedup.semantic.eps=0.02 sets key eps of the nested section dedup.semantic. Only nested
     # sections are walked: spark.conf.x.y stays the key "conf.x.y" (refused as unknown).
     target = raw.setdefault(section, {})
@@ -745,6 +747,19 @@ def _apply_override(raw: dict[str, dict[str, Any]], override: str) -> None:
     target[".".join(parts)] = value
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: where (1-based line and column) and what, without PyYAML's
+    quoted source excerpt, which spans several lines."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    text = f"{context}, {problem}" if context else problem
+    text = " ".join(str(text).split())
+    if mark is None:
+        return text
+    return f"line {mark.line + 1} column {mark.column + 1}: {text}"
+
+
 def load_config(path: StoragePath | str | None = None, overrides: Iterable[str] = ()) -> Config:
     """Load a YAML file (optional), apply `section.key=value` overrides, validate, freeze."""
     raw: dict[str, dict[str, Any]] = {}
@@ -755,7 +770,7 @@ def load_config(path: StoragePath | str | None = None, overrides: Iterable[str] 
         except OSError as exc:
             raise ConfigError(f"config file {path}: cannot read ({exc.strerror})") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+            raise ConfigError(f"config file {path}: not valid YAML: {yaml_problem(exc)}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping of sections at the top")
         for section, values in loaded.items():

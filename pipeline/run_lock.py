@@ -239,12 +239,23 @@ class _ObjectLock:
                 self.fs.rm_file(self.key)
 
 
+def _local_path(root: StoragePath) -> Path | None:
+    """The local path of a plain path or of a `file://` URL (spark-submit jobs are given run
+    directories as `file://` URLs): those get flock, which needs no conditional put."""
+    if is_local(root):
+        return root
+    fs, key = filesystem(root)
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return Path(key) if protocols & {"file", "local"} else None
+
+
 @contextlib.contextmanager
 def run_dir_lock(run_dir: str | os.PathLike[str], command: str) -> Iterator[None]:
     """Hold `run_dir`'s lock for the block; `RunDirBusy` (exit 2) if another process holds it.
     `command` is what the refused process is told the holder is doing."""
     root = as_path(run_dir)
-    lock = _LocalLock(root, command) if is_local(root) else _ObjectLock(root, command)
+    local = _local_path(root)
+    lock = _LocalLock(local, command) if local is not None else _ObjectLock(root, command)
     lock.acquire()
     try:
         yield

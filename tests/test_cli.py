@@ -70,6 +70,21 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert not run_dir.exists()
 
 
+def test_a_yaml_error_is_one_line(inputs, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ingest:\n  min_words: 3\n dedup: {}\n")
+    run_dir = tmp_path / "run"
+    code = main(
+        ["ingest", "--input", str(inputs["good"]), "--run-dir", str(run_dir), "--config", str(bad)]
+    )
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"curate ingest: error: config file {bad}: not valid YAML: line 3 column 2: while parsing a"
+        " block mapping, expected <block end>, but found '<block mapping start>'"
+    ]
+    assert not run_dir.exists()
+
+
 def test_console_script_reports_missing_column(inputs, tmp_path):
     """The real entry point, in its own process: exit 2, one line on stderr, no JVM started."""
     run_dir = tmp_path / "run"

@@ -87,6 +87,33 @@ def test_bad_files_are_rejected(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "ingest:\n  min_words: [1\n",
+            "not valid YAML: line 3 column 1: while parsing a flow sequence, expected ',' or ']',"
+            " but got '<stream end>'",
+        ),
+        (
+            "ingest:\n\tmin_words: 2\n",
+            "not valid YAML: line 2 column 1: while scanning for the next token, found character"
+            " '\\t' that cannot start any token",
+        ),
+        ("- ingest\n- dedup\n", "expected a mapping of sections at the top"),
+        ("ingest: 3\n", "config section ingest: expected a mapping, got 3"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_where(tmp_path, text, expected):
+    """PyYAML's own message is four lines with a source excerpt; ours is one, with the place."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert len(str(err.value).splitlines()) == 1
+    assert str(err.value).endswith(expected), str(err.value)
+
+
+@pytest.mark.parametrize(
     ("preset", "expected"),
     [
         ("default", {"url_col": "url", "caption_col": "caption", "uid_col": ""}),

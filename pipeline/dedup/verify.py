@@ -266,7 +266,12 @@ def search_batches(
     A partition's rows are gathered first (a bucket may span Arrow batches); the plan sizes
     partitions to a few million rows and splits buckets over max_bucket_size in the shuffle.
     """
-    data = pa.Table.from_batches(list(batches))
+    received = list(batches)
+    # An empty partition (every row dropped upstream) may hand over no batch at all, and
+    # from_batches cannot build a table from nothing without a schema.
+    if not received:
+        return
+    data = pa.Table.from_batches(received)
     if data.num_rows == 0:
         return
     cols = [data.column(c).to_numpy() for c in ("table", "key", "node", "side")]

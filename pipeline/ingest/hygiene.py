@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from pipeline.config import IngestConfig
+from pipeline.ingest.json_safe import json_safe_schema, to_json_safe
 from pipeline.ingest.normalize import (
     make_uid,
     normalize_caption,
@@ -37,8 +38,9 @@ INVALID_UID = check("ingest.invalid_uid")
 
 
 def hygiene_schema(extra: pa.Schema) -> pa.Schema:
-    """Output schema of `apply_hygiene` for a given set of carried input columns."""
-    return pa.schema(list(CANDIDATE_CORE) + list(extra) + list(INGEST_WORK))
+    """Output schema of `apply_hygiene` for a given set of carried input columns (`extra`, as
+    Spark hands them over), which are stored as JSON-safe types (pipeline.ingest.json_safe)."""
+    return pa.schema(list(CANDIDATE_CORE) + list(json_safe_schema(extra)) + list(INGEST_WORK))
 
 
 def apply_hygiene(
@@ -119,7 +121,7 @@ def apply_hygiene(
         if field.name in columns:
             arrays.append(pa.array(columns[field.name], type=field.type))
         else:
-            arrays.append(batch.column(field.name).cast(field.type))
+            arrays.append(to_json_safe(batch.column(field.name)).cast(field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 

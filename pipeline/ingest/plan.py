@@ -10,68 +10,66 @@ from collections.abc import Mapping
 import pyarrow as pa
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StringType, StructType
 
 from pipeline.config import Config, IngestConfig, NetworkConfig, ingest_columns
 from pipeline.errors import InputError
 from pipeline.ingest import decide as row_rules
 from pipeline.ingest import hygiene
-from pipeline.ingest.input_check import check_columns
+from pipeline.ingest.input_check import (
+    carried_columns,
+    check_columns,
+    check_input,
+    check_names,
+)
 from pipeline.ingest.langid import resolve_model_path
-from pipeline.spark.arrow import map_batches, to_arrow
+from pipeline.spark.arrow import map_batches
 from pipeline.spark.decisions import Decisions
 from pipeline.storage import as_path, is_url, spark_url
 from schemas.reasons import check
-from schemas.tables import INGEST_WORK, RESERVED_COLUMNS
 
 log = logging.getLogger(__name__)
 DUPLICATE_PAIR = check("ingest.duplicate_pair")
-_INTERNAL = (
-    RESERVED_COLUMNS
-    | set(INGEST_WORK.names)
-    | {
-        row_rules.CAPTION_REPEATS,
-        row_rules.URL_CAPTIONS,
-        row_rules.RARE_TOKEN,
-    }
-)
 
 
 def read_input(spark: SparkSession, path: str, cfg: IngestConfig) -> tuple[DataFrame, pa.Schema]:
-    """Read parquet (file, folder, glob or Hadoop URL) and map columns by name.
+    """Read parquet (file, folder, glob or URL) and map columns by name.
 
-    Returns the mapped DataFrame (raw url/caption/uid, carried columns, source position) and the
-    Arrow schema of the carried columns. Raises InputError for anything a user must fix.
+    Spark reads exactly the files the footer check (`input_check.check_input`) passed, those with
+    rows, merging their schemas when their columns differ. Returns the mapped DataFrame (raw
+    url/caption/uid, carried columns, source position) and the Arrow schema of the carried
+    columns. Raises InputError for anything a user must fix.
     """
+    checked = check_input(path, cfg)
     try:
-        # s3:// as s3a:// for Hadoop; plain paths, globs and other schemes as they are.
-        df = spark.read.parquet(spark_url(as_path(path)) if is_url(path) else path)
+        if checked is None:  # a scheme only Hadoop reads: Spark lists it, the name rules after
+            df = spark.read.parquet(spark_url(as_path(path)) if is_url(path) else path)
+        else:
+            reader = spark.read if checked.uniform else spark.read.option("mergeSchema", "true")
+            df = reader.parquet(*[spark_url(as_path(f)) if is_url(f) else f for f in checked.files])
         fields = {f.name: f.dataType for f in df.schema.fields}
     except (PySparkException, Py4JJavaError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"input {path}: cannot read as parquet ({first[:300]})") from exc
+    if checked is None:
+        check_names(path, list(fields))
     cols = ingest_columns(cfg)
-    used = set(
-        check_columns(
-            path,
-            {n: None if isinstance(t, StringType) else t.simpleString() for n, t in fields.items()},
-            cfg,
-        )
+    used = check_columns(
+        path,
+        {n: None if isinstance(t, StringType) else t.simpleString() for n, t in fields.items()},
+        cfg,
     )
+    names = list(checked.columns) if checked is not None else list(fields)
     mapped = [
-        F.col(f"`{cols['url_col']}`").alias(hygiene.RAW_URL),
-        F.col(f"`{cols['caption_col']}`").alias(hygiene.RAW_CAPTION),
+        _column(cols["url_col"]).alias(hygiene.RAW_URL),
+        _column(cols["caption_col"]).alias(hygiene.RAW_CAPTION),
     ]
     if cols["uid_col"]:
-        mapped.append(F.col(f"`{cols['uid_col']}`").alias(hygiene.RAW_UID))
-    carried = []
-    for name in fields:
-        if name in used:
-            continue
-        out = f"input_{name}" if name in _INTERNAL or name.startswith("_") else name
-        carried.append(F.col(f"`{name}`").alias(out))
+        mapped.append(_column(cols["uid_col"]).alias(hygiene.RAW_UID))
+    carried = [_column(name).alias(out) for name, out in carried_columns(path, names, used)]
     df = df.select(
         *mapped,
         *carried,
@@ -82,20 +80,28 @@ def read_input(spark: SparkSession, path: str, cfg: IngestConfig) -> tuple[DataF
     parallelism = spark.sparkContext.defaultParallelism
     if df.rdd.getNumPartitions() < parallelism:
         df = df.repartition(parallelism)
-    try:
-        empty = df.isEmpty()
-    except (PySparkException, Py4JJavaError) as exc:
-        raise InputError(
-            f"input {path}: cannot read rows ({str(exc).splitlines()[0][:300]})"
-        ) from exc
-    if empty:
-        raise InputError(f"input {path}: no rows (expected a table of url and caption pairs)")
+    if checked is None:
+        try:
+            empty = df.isEmpty()
+        except (PySparkException, Py4JJavaError) as exc:
+            raise InputError(
+                f"input {path}: cannot read rows ({str(exc).splitlines()[0][:300]})"
+            ) from exc
+        if empty:
+            raise InputError(f"input {path}: no rows (expected a table of url and caption pairs)")
     return df, carried_schema(df)
 
 
+def _column(name: str) -> Column:
+    """An input column by its exact name, whatever characters it holds."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
 def carried_schema(df: DataFrame) -> pa.Schema:
-    """The Arrow schema of the input columns carried to candidates/ as they are."""
-    return to_arrow(df.select(*[c for c in df.columns if c not in _RAW_AND_SOURCE]).schema)
+    """The Arrow schema of the carried input columns, as Spark hands them to the Python passes
+    (timestamps in the session's time zone, UTC); candidates/ stores them JSON-safe."""
+    kept = StructType([f for f in df.schema.fields if f.name not in _RAW_AND_SOURCE])
+    return to_arrow_schema(kept, timezone="UTC", prefers_large_types=False)
 
 
 def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:

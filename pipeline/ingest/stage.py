@@ -7,7 +7,7 @@ import logging
 from pipeline.config import Config, dump_yaml
 from pipeline.files import write_text_atomically
 from pipeline.ingest import plan
-from pipeline.ingest.input_check import check_local_input, is_local
+from pipeline.ingest.input_check import check_input
 from pipeline.ingest.langid import resolve_model_path
 from pipeline.runner import StageContext, StageResult
 from schemas.tables import CANDIDATE_CORE
@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 def preflight(config: Config, input_path: str | None) -> None:
     """What ingest needs before any work: a readable input and the language-ID model."""
     resolve_model_path(config.ingest.langid_model)
-    if input_path is not None and is_local(str(input_path)):
-        check_local_input(str(input_path), config.ingest)  # clear errors before the JVM starts
+    if input_path is not None:
+        # Every file's footer, before the JVM starts and before the run directory is touched.
+        check_input(str(input_path), config.ingest)
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -81,6 +81,34 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
         proc.wait()
 
 
+def test_a_file_url_is_locked_like_its_path(tmp_path):
+    """spark-submit jobs get `file://` run directories: the same flock, on a folder not made yet
+    (CI caught a conditional put into a missing folder)."""
+    run_dir = tmp_path / "new" / "run"
+    with run_dir_lock(run_dir.as_uri(), "curate ingest (cluster)"):
+        assert Holder.parse((run_dir / LOCK_NAME).read_text()).command == "curate ingest (cluster)"
+        with pytest.raises(RunDirBusy, match=f"pid {os.getpid()} on host "):
+            with run_dir_lock(run_dir, "curate dedup"):
+                pass
+    assert not run_dir.exists()
+
+
+def test_only_rank_0_of_a_torchrun_train_takes_the_lock(tmp_path, monkeypatch):
+    """Every torchrun rank runs `curate train`; ranks > 0 must not be refused by rank 0's lock."""
+    from pipeline.cli import _writer_lock, build_parser
+
+    args = build_parser().parse_args(
+        ["train", "--shards", str(tmp_path / "shards"), "--output", str(tmp_path / "out")]
+    )
+    with run_dir_lock(tmp_path / "out", "curate train (rank 0)"):
+        monkeypatch.setenv("RANK", "1")
+        with _writer_lock(args, None):
+            pass
+        monkeypatch.setenv("RANK", "0")
+        with pytest.raises(RunDirBusy), _writer_lock(args, None):
+            pass
+
+
 def test_a_killed_holders_lock_is_broken_by_the_next_run(spark, tmp_path, tiny_input, caplog):
     run_dir = tmp_path / "run"
     proc = _holder_process(run_dir)

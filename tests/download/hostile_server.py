@@ -28,6 +28,19 @@ def _jpeg() -> bytes:
 JPEG = _jpeg()  # a real, decodable picture
 
 
+def _photo() -> bytes:
+    from skimage import data  # a real photograph (scikit-image's test images, no network)
+
+    out = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+PHOTO = _photo()
+# Cut at 60 % and closed again with an end-of-image marker: the lower part would decode grey.
+PHOTO_TRUNCATED_EOI = PHOTO[: len(PHOTO) * 6 // 10] + b"\xff\xd9"
+
+
 @dataclass
 class Connection:
     path: str
@@ -115,6 +128,10 @@ class _Handler(socketserver.BaseRequestHandler):
         ok_head = _head("200 OK", {"Content-Type": "image/jpeg", "Content-Length": str(len(JPEG))})
         if path == "/ok.jpg":
             self._send(conn, ok_head + JPEG)
+        elif path in ("/photo.jpg", "/photo-truncated-eoi.jpg"):
+            body = PHOTO + b"trailing junk" if path == "/photo.jpg" else PHOTO_TRUNCATED_EOI
+            head = _head("200 OK", {"Content-Type": "image/jpeg", "Content-Length": str(len(body))})
+            self._send(conn, head + body)
         elif path == "/drip-status":
             self._drip(conn, ok_head + JPEG)
         elif path == "/drip-headers":

@@ -57,6 +57,50 @@ def test_inspect_image(data, expected):
     assert inspect_image(data, max_pixels=50_000_000) == expected
 
 
+def _photo(name: str, progressive: bool) -> bytes:
+    from skimage import data  # real photographs, shipped with scikit-image
+
+    buf = io.BytesIO()
+    Image.fromarray(getattr(data, name)()).save(buf, "JPEG", quality=90, progressive=progressive)
+    return buf.getvalue()
+
+
+PHOTOS = {
+    (name, progressive): _photo(name, progressive)
+    for name in ("astronaut", "coffee", "chelsea")
+    for progressive in (False, True)
+}
+EOI = b"\xff\xd9"
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.9])
+@pytest.mark.parametrize(("name", "progressive"), list(PHOTOS))
+def test_a_truncated_photograph_is_a_decode_error_with_or_without_an_end_marker(
+    name, progressive, cut
+):
+    """Closed again with an end-of-image marker (and junk after it), a truncated JPEG passes the
+    tail check; libjpeg's own 'premature end' warning catches it (the issue's grey lower half)."""
+    full = PHOTOS[name, progressive]
+    head = full[: int(len(full) * cut)]
+    assert inspect_image(head, max_pixels=50_000_000) == (
+        "Image decoding error: truncated JPEG (no end-of-image marker)"
+    )
+    for tail in (EOI, EOI + b"trailing junk", b"\x00" * 7 + EOI):
+        # libjpeg says which: the marker met inside a scan, or (progressive) the scans ran out.
+        assert inspect_image(head + tail, max_pixels=50_000_000) in {
+            "Image decoding error: truncated JPEG (Corrupt JPEG data: premature end of data"
+            " segment)",
+            "Image decoding error: truncated JPEG (Premature end of JPEG file)",
+        }, tail
+
+
+@pytest.mark.parametrize(("name", "progressive"), list(PHOTOS))
+def test_a_whole_photograph_is_accepted_whatever_follows_its_end_marker(name, progressive):
+    full = PHOTOS[name, progressive]
+    for tail in (b"", b"\x00" * 100, EOI + b"junk" * 50):
+        assert inspect_image(full + tail, max_pixels=50_000_000) is None
+
+
 def test_bomb_header_is_refused():
     bomb = _bomb()
     assert len(bomb) < 40_000

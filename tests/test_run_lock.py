@@ -87,9 +87,9 @@ def test_a_file_url_is_locked_like_its_path(tmp_path):
     run_dir = tmp_path / "new" / "run"
     with run_dir_lock(run_dir.as_uri(), "curate ingest (cluster)"):
         assert Holder.parse((run_dir / LOCK_NAME).read_text()).command == "curate ingest (cluster)"
-        with pytest.raises(RunDirBusy, match=f"pid {os.getpid()} on host "):
-            with run_dir_lock(run_dir, "curate dedup"):
-                pass
+        busy = pytest.raises(RunDirBusy, match=f"pid {os.getpid()} on host ")
+        with busy, run_dir_lock(run_dir, "curate dedup"):
+            pass
     assert not run_dir.exists()
 
 

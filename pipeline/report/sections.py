@@ -129,6 +129,12 @@ def funnel_section(tables: RunTables) -> Section:
             f'<p class="note">Accounting: {first:,} input rows = {last:,} kept + '
             f"{total:,} ledger rows ({'holds' if first == last + total else 'DOES NOT HOLD'}).</p>"
         )
+        if last == 0:
+            # An empty result is a result: say so, and where the rows went (the table above).
+            body += (
+                f'<p class="note"><b>No pair is left after the pipeline</b>: all {first:,} input'
+                " rows were dropped; the drops per reason above say why.</p>"
+            )
     return "Funnel", body
 
 
@@ -158,10 +164,11 @@ def comparison_section(tables: RunTables) -> Section | None:
         if r.get("dropped")
     ]
     body = (
-        f"<p>The same model ({esc(comp.get('model'))}) and budget ({comp.get('steps')} steps of "
-        f"{comp.get('batch_size')} pairs, seed {comp.get('seed')}) trained on each selection "
-        f"(DataComp's protocol), then evaluated zero-shot on {comp.get('eval_images')} clean "
-        f"held-out images over {comp.get('eval_classes')} classes. Tail: the {len(tail)} classes "
+        f"<p>The same model ({esc(comp.get('model'))}) and budget ({esc(comp.get('steps'))} steps"
+        f" of {esc(comp.get('batch_size'))} pairs, seed {esc(comp.get('seed'))}) trained on each"
+        f" selection (DataComp's protocol), then evaluated zero-shot on"
+        f" {esc(comp.get('eval_images'))} clean held-out images over"
+        f" {esc(comp.get('eval_classes'))} classes. Tail: the {len(tail)} classes "
         f"named by the fewest captions of the pool ({esc(', '.join(tail))}).</p>"
     )
     body += table(

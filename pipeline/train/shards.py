@@ -90,6 +90,12 @@ def resolve_shards(spec: str | Path) -> ShardSet:
     if folder is not None:
         urls = sorted(str(p) for p in folder.glob("*.tar"))
         if not urls:
+            if (folder / "sizes.json").is_file() and not any(_read_sizes(folder).values()):
+                # A run whose every pair was dropped: its shard stage completed with no shard.
+                raise InputError(
+                    f"shards {folder}: nothing to train on (the shard stage kept no sample:"
+                    " sizes.json is {})"
+                )
             raise InputError(f"shards {folder}: no .tar file in this folder")
     else:
         # webdataset's own expansion: braces, and '::' joining several patterns.

@@ -101,6 +101,51 @@ def test_a_whole_photograph_is_accepted_whatever_follows_its_end_marker(name, pr
         assert inspect_image(full + tail, max_pixels=50_000_000) is None
 
 
+def _variants() -> dict[str, bytes]:
+    from skimage import data
+
+    out = {f"{name}-{'progressive' if p else 'baseline'}": PHOTOS[name, p] for name, p in PHOTOS}
+    for label, image in (
+        ("grey", Image.fromarray(data.camera())),
+        ("cmyk", Image.fromarray(data.astronaut()).convert("CMYK")),
+        ("subsampling-444", Image.fromarray(data.coffee())),
+    ):
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=85, subsampling=0 if label.endswith("444") else -1)
+        out[label] = buf.getvalue()
+    out["png"] = _png()
+    return out
+
+
+@pytest.mark.parametrize("resize_mode", ["border", "keep_ratio", "no"])
+def test_the_safe_resizer_gives_img2datasets_bytes(resize_mode, monkeypatch):
+    """The guard's JPEG decode replaces OpenCV's: the resized, re-encoded output is the same bytes
+    as img2dataset's own Resizer gives (and the same sizes), with no second decode."""
+    import cv2
+    from img2dataset.resizer import Resizer
+
+    from pipeline.download import image_guard
+
+    kwargs = dict(image_size=256, resize_mode=resize_mode, resize_only_if_bigger=False)
+    safe, bare = image_guard.SafeResizer(max_pixels=50_000_000, **kwargs), Resizer(**kwargs)
+    opencv_decodes, real_imdecode = [], cv2.imdecode
+
+    def counted(buf, flags):
+        opencv_decodes.append(1)
+        return real_imdecode(buf, flags)
+
+    for label, data in _variants().items():
+        theirs = bare(io.BytesIO(data))
+        opencv_decodes.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(image_guard.cv2, "imdecode", counted)
+            ours = safe(io.BytesIO(data))
+        assert ours[5] is None and ours[1:5] == theirs[1:5], label
+        assert ours[0] == theirs[0], label
+        # OpenCV decodes only what the guard leaves to it: PNG, and CMYK's own conversion.
+        assert len(opencv_decodes) == (1 if label in ("png", "cmyk") else 0), label
+
+
 def test_bomb_header_is_refused():
     bomb = _bomb()
     assert len(bomb) < 40_000

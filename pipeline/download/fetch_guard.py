@@ -69,6 +69,11 @@ class FetchRefused(OSError):
     """A fetch stopped by policy; its message starts with a `[code]` marker."""
 
 
+# How far past the deadline a socket operation may end, so that the timeout need not be set
+# again before every operation (well inside the "deadline + 1 s" the stage promises).
+_SLACK = 0.1
+
+
 class _Deadline:
     """What is left of one request's wall-clock deadline, as the timeout of the next socket
     operation: the per-operation `timeout` (download.timeout) or what is left, whichever is less."""
@@ -99,7 +104,12 @@ def _within_deadline(sock: socket.socket, call, *args):  # type: ignore[no-untyp
     deadline: _Deadline | None = sock.curate_deadline  # type: ignore[attr-defined]
     if deadline is None:
         return call(*args)
-    sock.settimeout(deadline.next_timeout())
+    wanted = deadline.next_timeout()
+    current = sock.gettimeout()
+    # settimeout costs two fcntl calls; a timeout already within _SLACK of what is left still
+    # ends the operation by the deadline plus _SLACK, so it is kept.
+    if current is None or current > wanted + _SLACK:
+        sock.settimeout(wanted)
     try:
         return call(*args)
     except TimeoutError:

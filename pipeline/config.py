@@ -439,6 +439,10 @@ class PoolScoresConfig:
                     ) from None
 
 
+TOP_FRACTION_RULES = ("reference", "interpolated")
+TOP_FRACTION_DENOMINATORS = ("all", "scored")
+
+
 @dataclass(frozen=True)
 class SelectConfig:
     """The select stage: which rules a sample must pass (all of them), in order."""
@@ -451,11 +455,30 @@ class SelectConfig:
     image_based: ImageBasedConfig = field(default_factory=ImageBasedConfig)
     # Rules on the pool's own scores, run before the download (the preselect stage).
     pool: PoolScoresConfig = field(default_factory=PoolScoresConfig)
+    # How a top fraction (clip.top_fraction, select.pool.clip_top_fraction) becomes a
+    # threshold. reference: DataComp's apply_filter, the value at 0-based descending rank
+    # int(N * f), keeping every score >= it (int(N * f) + 1 rows plus ties); interpolated: the
+    # exact percentile 1 - f of the finite scores (about f of them). auto: reference under
+    # ingest.preset datacomp, interpolated otherwise (docs/recipes.md, "Matches the reference").
+    top_fraction_rule: str = "auto"
+    # N of the fraction: all (every row, null and NaN scores included, as DataComp counts) or
+    # scored (the rows with a score). auto: all under ingest.preset datacomp, else scored.
+    top_fraction_denominator: str = "auto"
 
     def validate(self) -> None:
         # The names are checked against the rule list by the select stage's preflight.
         if len(set(self.rules)) != len(self.rules):
             raise ConfigError(f"config select.rules: a rule is listed twice in {list(self.rules)}")
+        if self.top_fraction_rule not in ("auto", *TOP_FRACTION_RULES):
+            raise ConfigError(
+                "config select.top_fraction_rule: expected auto, "
+                f"{' or '.join(TOP_FRACTION_RULES)}, got {self.top_fraction_rule!r}"
+            )
+        if self.top_fraction_denominator not in ("auto", *TOP_FRACTION_DENOMINATORS):
+            raise ConfigError(
+                "config select.top_fraction_denominator: expected auto, "
+                f"{' or '.join(TOP_FRACTION_DENOMINATORS)}, got {self.top_fraction_denominator!r}"
+            )
         self.image_based.validate()
         self.pool.validate()
 
@@ -797,6 +820,20 @@ def validate(config: Config) -> None:
     """Range checks that a type alone cannot express: each section checks its own."""
     for name in _section_types():
         getattr(config, name).validate()
+
+
+def top_fraction_rule(config: Config) -> tuple[str, str]:
+    """(rule, denominator) of the top-fraction cuts, with auto resolved: DataComp's reference
+    rule over all rows under ingest.preset datacomp, the interpolated percentile of the scored
+    rows otherwise."""
+    datacomp = config.ingest.preset == "datacomp"
+    rule = config.select.top_fraction_rule
+    denominator = config.select.top_fraction_denominator
+    if rule == "auto":
+        rule = "reference" if datacomp else "interpolated"
+    if denominator == "auto":
+        denominator = "all" if datacomp else "scored"
+    return rule, denominator
 
 
 def ingest_columns(ing: IngestConfig) -> dict[str, str]:

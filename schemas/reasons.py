@@ -126,14 +126,17 @@ _ALL = [
     ),
     Reason(
         "select.no_pool_score",
-        "preselect: a score column a pool rule reads is null for the sample",
+        "preselect: a score column a pool rule reads is null, NaN or infinite for the sample",
     ),
     Reason("select.pool_score_below", "preselect: a pool score below its select.pool.min bound"),
     Reason(
         "select.pool_score_above",
         "preselect: a pool score above its select.pool.max bound (LAION: punsafe, pwatermark)",
     ),
-    Reason("select.no_clip_score", "the CLIP rule ran but the sample has no score"),
+    Reason(
+        "select.no_clip_score",
+        "the CLIP rule ran but the sample has no score, or a NaN or infinite one",
+    ),
     Reason(
         "select.no_concept_match",
         "text-based rule (DataComp): the caption contains no entry of select.text_based.terms "

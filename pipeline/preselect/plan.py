@@ -1,5 +1,5 @@
 """The Spark plan of the preselect stage: the CLIP top fraction becomes a threshold over every
-candidate (one percentile job), then the pool rules map over Arrow batches; every candidate
+candidate (pipeline/spark/top_fraction.py: a few counting jobs), then the pool rules map over Arrow batches; every candidate
 comes out once with its reason (null = kept) and its columns as they were."""
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipeline.config import Config
+from pipeline.config import Config, top_fraction_rule
 from pipeline.errors import InputError
 from pipeline.preselect.rules import PoolBounds, resolve
 from pipeline.preselect.rules import decide as decide_rows
 from pipeline.spark.arrow import map_batches, to_arrow
 from pipeline.spark.decisions import Decisions
+from pipeline.spark.top_fraction import top_fraction_cut
 
 
 def _decide_batches(
@@ -30,12 +31,6 @@ def _decide_batches(
         )
 
 
-def _threshold(candidates: DataFrame, column: str, top_fraction: float) -> float | None:
-    """The score that keeps `top_fraction` of the candidates that have one (ties included)."""
-    row = candidates.agg(F.percentile(F.col(column), F.lit(1.0 - top_fraction)).alias("t")).first()
-    return None if row is None or row["t"] is None else float(row["t"])
-
-
 def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
     """`inputs["candidates"]` -> every candidate once, `reason` null when kept."""
     candidates = inputs["candidates"]
@@ -46,9 +41,13 @@ def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
             "detail", F.lit(None).cast("string")
         )
         return Decisions(keep_all, figures)
-    threshold = None
+    threshold, cut = None, None
     if cfg.clip_column in candidates.columns and cfg.clip_top_fraction > 0:
-        threshold = _threshold(candidates, cfg.clip_column, cfg.clip_top_fraction)
+        rule, denominator = top_fraction_rule(config)
+        cut = top_fraction_cut(
+            candidates, cfg.clip_column, cfg.clip_top_fraction, rule, denominator
+        )
+        threshold = cut.threshold
     bounds = resolve(cfg, threshold)
     absent = [c for c in bounds.columns if c not in candidates.columns]
     if absent:
@@ -64,6 +63,7 @@ def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
             "column": bounds.clip[0],
             "threshold": bounds.clip[1],
             "top_fraction": cfg.clip_top_fraction or None,
+            **({} if cut is None else cut.summary),
         },
         "min": dict(bounds.lower),
         "max": dict(bounds.upper),

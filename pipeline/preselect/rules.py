@@ -49,13 +49,27 @@ def resolve(cfg: PoolScoresConfig, clip_threshold: float | None) -> PoolBounds:
     return PoolBounds(clip, tuple(sorted(lower.items())), tuple(sorted(upper.items())))
 
 
+def scores_in_own_precision(column: pa.Array, bound: float) -> tuple[np.ndarray, np.generic]:
+    """(scores as numpy with null as NaN, bound) in the column's own precision: float32 for a
+    float32 column (half floats widen to it), float64 for every other numeric type."""
+    dtype = np.float32 if column.type in (pa.float16(), pa.float32()) else np.float64
+    values = pc.cast(column, pa.float32() if dtype is np.float32 else pa.float64())
+    filled = values.fill_null(np.nan).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    return filled, dtype(bound)
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
 def decide(batch: pa.RecordBatch, bounds: PoolBounds) -> tuple[pa.Array, pa.Array]:
     """Reason and detail of every row (null = kept): the first failed check names it, in the
-    order CLIP cut, lower bounds, upper bounds; a null score fails its check (no_pool_score)."""
+    order CLIP cut, lower bounds, upper bounds; a null, NaN or infinite score fails its check
+    (no_pool_score: DataComp's apply_filter drops NaN rows, which `score < bound` would keep).
+
+    A float32 column is compared with the bound cast to float32, as DataComp's reference does
+    (numpy compares a float32 array with a Python float in float32): 0.22 as float32 is
+    0.2199999988, and a score stored as 0.22 passes `>= 0.22`."""
     n = batch.num_rows
     reasons: list[str | None] = [None] * n
     details: list[str | None] = [None] * n
@@ -65,16 +79,17 @@ def decide(batch: pa.RecordBatch, bounds: PoolBounds) -> tuple[pa.Array, pa.Arra
         + [(c, v, "max", ABOVE) for c, v in bounds.upper]
     )
     for column, bound, kind, code in checks:
-        values = pc.cast(batch.column(column), pa.float64())
-        missing = pc.is_null(values).to_numpy(zero_copy_only=False)
-        filled = values.fill_null(np.nan).to_numpy(zero_copy_only=False)
-        fails = filled < bound if kind == "min" else filled > bound
+        filled, limit = scores_in_own_precision(batch.column(column), bound)
+        missing = ~np.isfinite(filled)
+        with np.errstate(invalid="ignore"):
+            fails = filled < limit if kind == "min" else filled > limit
         sign = "<" if kind == "min" else ">"
         for row in np.flatnonzero(missing | fails).tolist():
             if reasons[row] is not None:
                 continue
             if missing[row]:
-                reasons[row], details[row] = NO_POOL_SCORE, f"{column} is null"
+                what = "null or NaN" if np.isnan(filled[row]) else "infinite"
+                reasons[row], details[row] = NO_POOL_SCORE, f"{column} is {what}"
             else:
                 reasons[row] = code
                 details[row] = f"{column} {_fmt(filled[row])} {sign} {_fmt(bound)}"

@@ -18,8 +18,10 @@ from pyspark.sql import functions as F
 from pipeline.config import Config
 from pipeline.dedup.semantic.plan import seeded_sample
 from pipeline.select.rules import Rule, apply_rules, get_rule
+from pipeline.select.top_fraction import Cut
 from pipeline.spark.arrow import map_batches
 from pipeline.spark.decisions import Decisions
+from pipeline.spark.top_fraction import top_fraction_cut
 from schemas.tables import SELECTION
 
 
@@ -45,9 +47,8 @@ class SparkPool:
     frame: DataFrame
     _count: int | None = None
 
-    def quantile(self, column: str, q: float) -> float | None:
-        row = self.frame.agg(F.percentile(F.col(column), F.lit(q)).alias("t")).first()
-        return None if row is None or row["t"] is None else float(row["t"])
+    def top_fraction(self, column: str, fraction: float, rule: str, denominator: str) -> Cut:
+        return top_fraction_cut(self.frame, column, fraction, rule, denominator)
 
     def count(self) -> int:
         """Samples with an image embedding (the ones k-means can place)."""

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import Config
+from pipeline.config import Config, top_fraction_rule
 from pipeline.dedup.semantic.kernels import (
     nearest_centroids,
     normalise,
@@ -32,7 +32,9 @@ from pipeline.dedup.semantic.kernels import (
     to_matrix,
 )
 from pipeline.entry_match import matcher_for, read_entry_list
+from pipeline.preselect.rules import scores_in_own_precision
 from pipeline.select.reference import reference_clusters
+from pipeline.select.top_fraction import Cut
 from schemas.reasons import check
 
 
@@ -40,8 +42,9 @@ class Pool(Protocol):
     """What a rule may ask of the whole pool while it sets its parameters (the plan answers
     with Spark jobs; nothing proportional to the pool comes back)."""
 
-    def quantile(self, column: str, q: float) -> float | None:
-        """The q-th percentile of a pool column (None when it has no values)."""
+    def top_fraction(self, column: str, fraction: float, rule: str, denominator: str) -> Cut:
+        """The threshold that keeps the top `fraction` of the pool by `column`
+        (pipeline/select/top_fraction.py)."""
 
     def count(self) -> int:
         """Samples of the pool with an image embedding (the ones k-means can place)."""
@@ -86,28 +89,31 @@ def _clip_params(config: Config, columns: set[str], pool: Pool) -> RuleParams:
             {"applied": False, "why": "annotations have no clip_score (annotate ran without CLIP)"},
         )
     if cfg.top_fraction > 0:
-        # Exact percentile: keeping score >= threshold keeps that fraction (ties included).
-        threshold = pool.quantile("clip_score", 1.0 - cfg.top_fraction)
-        summary = {"applied": True, "top_fraction": cfg.top_fraction, "threshold": threshold}
-        return RuleParams(None if threshold is None else {"threshold": threshold}, summary)
+        # DataComp's rank rule or the exact percentile (select.top_fraction_rule); keeping
+        # score >= threshold keeps ties at the cut.
+        rule, denominator = top_fraction_rule(config)
+        cut = pool.top_fraction("clip_score", cfg.top_fraction, rule, denominator)
+        summary = {"applied": True, "top_fraction": cfg.top_fraction, **cut.summary}
+        values = None if cut.threshold is None else {"threshold": cut.threshold}
+        return RuleParams(values, summary)
     return RuleParams({"threshold": cfg.threshold}, {"applied": True, "threshold": cfg.threshold})
 
 
 def _clip_decide(batch: pa.RecordBatch, params: dict[str, Any]) -> tuple[pa.Array, pa.Array]:
-    """select.no_clip_score when unscored, select.clip_score below the threshold."""
-    scores = batch.column("clip_score")
-    threshold = params["threshold"]
-    reasons, details = [], []
-    for score in scores.to_pylist():
-        if score is None:
-            reasons.append(NO_CLIP_SCORE)
-            details.append(None)
-        elif score < threshold:
-            reasons.append(CLIP_SCORE)
-            details.append(f"{score:.4f} < {threshold:.4f}")
-        else:
-            reasons.append(None)
-            details.append(None)
+    """select.no_clip_score when unscored (null, NaN or infinite), select.clip_score below the
+    threshold, compared in the score's own precision (float32 scores against the threshold as
+    float32, as DataComp's apply_filter compares)."""
+    scores, threshold = scores_in_own_precision(batch.column("clip_score"), params["threshold"])
+    unscored = ~np.isfinite(scores)
+    with np.errstate(invalid="ignore"):
+        below = ~unscored & ~(scores >= threshold)
+    reasons: list[str | None] = [None] * batch.num_rows
+    details: list[str | None] = [None] * batch.num_rows
+    for row in np.flatnonzero(unscored).tolist():
+        reasons[row] = NO_CLIP_SCORE
+    for row in np.flatnonzero(below).tolist():
+        reasons[row] = CLIP_SCORE
+        details[row] = f"{scores[row]:.4f} < {threshold:.4f}"
     return pa.array(reasons, pa.string()), pa.array(details, pa.string())
 
 

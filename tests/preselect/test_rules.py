@@ -23,7 +23,7 @@ def _batch(**columns) -> pa.RecordBatch:
             [
                 (None, None),
                 ("select.clip_score", "similarity 0.2 < 0.28"),
-                ("select.no_pool_score", "similarity is null"),
+                ("select.no_pool_score", "similarity is null or NaN"),
                 (None, None),
             ],
         ),
@@ -34,7 +34,7 @@ def _batch(**columns) -> pa.RecordBatch:
             [
                 ("select.clip_score", "similarity 0.3 < 0.35"),
                 ("select.clip_score", "similarity 0.2 < 0.35"),
-                ("select.no_pool_score", "similarity is null"),
+                ("select.no_pool_score", "similarity is null or NaN"),
                 (None, None),
             ],
         ),
@@ -61,7 +61,7 @@ def _batch(**columns) -> pa.RecordBatch:
             [
                 ("select.pool_score_below", "similarity 0.3 < 0.31"),
                 ("select.clip_score", "similarity 0.2 < 0.25"),
-                ("select.no_pool_score", "similarity is null"),
+                ("select.no_pool_score", "similarity is null or NaN"),
                 (None, None),
             ],
         ),
@@ -83,3 +83,41 @@ def test_bounds_must_be_numbers():
 
     with pytest.raises(ConfigError, match=r"select\.pool\.max\.punsafe: expected a number"):
         load_config(None, ["select.pool.max={punsafe: high}"])
+
+
+@pytest.mark.parametrize(
+    ("scores", "dtype", "expected"),
+    [
+        # NaN and infinite scores are no score (DataComp drops NaN rows; `<` would keep them).
+        (
+            [float("nan"), float("inf"), float("-inf"), 0.3],
+            pa.float64(),
+            [
+                ("select.no_pool_score", "similarity is null or NaN"),
+                ("select.no_pool_score", "similarity is infinite"),
+                ("select.no_pool_score", "similarity is infinite"),
+                (None, None),
+            ],
+        ),
+        # float32 scores are compared with 0.22 as float32 (0.2199999988), as the reference
+        # does: a score stored as 0.22 is kept, the next float32 below it is not.
+        (
+            [0.22, 0.21999998, 0.221],
+            pa.float32(),
+            [(None, None), ("select.clip_score", "similarity 0.22 < 0.22"), (None, None)],
+        ),
+        # float64 scores keep float64 precision: 0.22 in float64 passes, 0.2199999988 does not.
+        (
+            [0.22, 0.2199999988],
+            pa.float64(),
+            [(None, None), ("select.clip_score", "similarity 0.22 < 0.22")],
+        ),
+    ],
+)
+def test_non_finite_scores_and_float32_bounds(scores, dtype, expected):
+    cfg = load_config(
+        None, ["select.pool.clip_column=similarity", "select.pool.clip_threshold=0.22"]
+    ).select.pool
+    batch = pa.record_batch([pa.array(scores, dtype)], names=["similarity"])
+    reasons, details = decide(batch, resolve(cfg, None))
+    assert list(zip(reasons.to_pylist(), details.to_pylist(), strict=True)) == expected

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.config import load_config
 from pipeline.demo.synthetic_web import write_input_parquet
@@ -61,7 +62,13 @@ def _candidates(run: RunDir) -> pa.Table:
     return pq.read_table(run.candidates)
 
 
-def test_datacomp_clip_l14_top_30_percent(spark, tmp_path):
+@pytest.mark.parametrize(
+    ("rule", "kept_rows"),
+    # DataComp's rule (the default under ingest.preset datacomp) keeps int(N * f) + 1 rows;
+    # the interpolated percentile keeps int(N * f) (the scores have no ties).
+    [("auto", 121), ("interpolated", 120)],
+)
+def test_datacomp_clip_l14_top_30_percent(spark, tmp_path, rule, kept_rows):
     source = tmp_path / "commonpool.parquet"
     pq.write_table(_datacomp_table(np.random.default_rng(0)), source)
     config = load_config(
@@ -70,6 +77,7 @@ def test_datacomp_clip_l14_top_30_percent(spark, tmp_path):
             "ingest.preset=datacomp",
             "select.pool.clip_column=clip_l14_similarity_score",
             "select.pool.clip_top_fraction=0.3",
+            f"select.top_fraction_rule={rule}",
         ],
     )
     run = RunDir(tmp_path / "run")
@@ -77,22 +85,28 @@ def test_datacomp_clip_l14_top_30_percent(spark, tmp_path):
     candidates = _candidates(run)
     assert candidates.num_rows == N
     scores = candidates.column("clip_l14_similarity_score").to_numpy()
+    assert scores.dtype == np.float32
     ranked = np.sort(scores)[::-1]
-    cut, next_below = ranked[int(0.3 * N) - 1], ranked[int(0.3 * N)]
+    cut = ranked[kept_rows - 1]
     expected = {
         u for u, s in zip(candidates.column("uid").to_pylist(), scores, strict=True) if s >= cut
     }
     kept = pq.read_table(run.root / "preselected")
-    assert set(kept.column("uid").to_pylist()) == expected and len(expected) == 120
+    assert set(kept.column("uid").to_pylist()) == expected and len(expected) == kept_rows
     # The candidates' columns pass through unchanged, in uid order (the download's shard order).
     assert kept.column_names == candidates.column_names
     assert kept.column("uid").to_pylist() == sorted(expected)
     entry = run.stats()["stages"]["preselect"]
-    assert entry["dropped_by_reason"] == {"select.clip_score": N - 120}
+    assert entry["dropped_by_reason"] == {"select.clip_score": N - kept_rows}
     assert entry["clip"]["column"] == "clip_l14_similarity_score"
     assert entry["clip"]["top_fraction"] == 0.3
-    # Spark's percentile interpolates: the threshold falls between the 120th and 121st score.
-    assert next_below < entry["clip"]["threshold"] <= cut
+    if rule == "auto":
+        # DataComp's threshold: the float32 score at descending rank int(400 * 0.3) = 120.
+        assert entry["clip"]["rule"] == "reference" and entry["clip"]["denominator"] == "all"
+        assert entry["clip"]["rank"] == 120 and entry["clip"]["threshold"] == float(ranked[120])
+    else:
+        # Spark's percentile interpolates: the threshold falls between the 120th and 121st score.
+        assert ranked[120] < entry["clip"]["threshold"] <= cut
     ledger = read_ledger(run.ledger_for("preselect")).to_pylist()
     assert {r["stage"] for r in ledger} == {"preselect"}
     assert all(r["detail"].startswith("clip_l14_similarity_score ") for r in ledger)

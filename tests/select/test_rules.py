@@ -13,6 +13,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.errors import InputError
 from pipeline.select.rules import apply_rules, get_rule, image_cluster_count
+from pipeline.select.top_fraction import Cut, reference_cut
 
 
 class ArrayPool:
@@ -22,8 +23,12 @@ class ArrayPool:
         self.embeddings = embeddings
         self.scores = scores
 
-    def quantile(self, column: str, q: float) -> float | None:
-        return float(np.quantile(self.scores, q)) if self.scores is not None else None
+    def top_fraction(self, column: str, fraction: float, rule: str, denominator: str) -> Cut:
+        assert self.scores is not None
+        descending = -np.sort(-self.scores[~np.isnan(self.scores)])
+        return reference_cut(
+            fraction, denominator, len(self.scores), len(descending), lambda k: float(descending[k])
+        )
 
     def count(self) -> int:
         return len(self.embeddings)
@@ -157,3 +162,28 @@ def test_rules_compose_first_failure_names_the_reason(tmp_path):
         "select.no_concept_match",
         "select.clip_score",
     ]
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        # NaN and infinite scores are unscored: select.no_clip_score, never kept.
+        (
+            [float("nan"), float("inf"), None, 0.5],
+            [("select.no_clip_score", None)] * 3 + [(None, None)],
+        ),
+        # float32 scores meet the threshold as float32 (0.22 -> 0.2199999988): DataComp keeps
+        # a score stored as 0.22; the float32 just below it is dropped.
+        (
+            [0.22, 0.21999998, 0.23],
+            [(None, None), ("select.clip_score", "0.2200 < 0.2200"), (None, None)],
+        ),
+    ],
+)
+def test_clip_rule_non_finite_and_float32(scores, expected):
+    config = load_config(None, ["clip.threshold=0.22"])
+    rule = get_rule("clip_score")
+    params = rule.params(config, {"clip_score"}, ArrayPool(np.zeros((1, 2))))
+    batch = pa.record_batch([pa.array(scores, pa.float32())], names=["clip_score"])
+    reasons, details = rule.decide(batch, params.values)
+    assert list(zip(reasons.to_pylist(), details.to_pylist(), strict=True)) == expected

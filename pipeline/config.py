@@ -356,7 +356,7 @@ class TextBasedConfig:
     """DataComp's text-based rule: keep captions that name a concept of a term list."""
 
     # A text file, one term per line (DataComp: the words of ImageNet-21k's synsets); matched
-    # as whole words, case-folded (pipeline/entry_match.py).
+    # as whole words as entry_match.mode says (case-folded by default; pipeline/entry_match.py).
     terms: str = ""
 
 
@@ -483,14 +483,37 @@ class SelectConfig:
         self.pool.validate()
 
 
+ENTRY_MATCH_MODES = ("metaclip", "casefold")
+
+
+@dataclass(frozen=True)
+class EntryMatchConfig:
+    """How captions are matched against entry lists (pipeline/entry_match.py): by balance's
+    entries, select's text_based terms and compare's evaluation classes."""
+
+    # metaclip: MetaCLIP's substr_matching exactly (case-sensitive; only , . ; : ? ! and the
+    # backtick are spaced out; entries as written); casefold: case-folded, every
+    # non-alphanumeric character a separator, entries differing in case or punctuation merged.
+    # auto: metaclip for balance, casefold for select's terms and compare's classes.
+    mode: str = "auto"
+
+    def validate(self) -> None:
+        if self.mode not in ("auto", *ENTRY_MATCH_MODES):
+            raise ConfigError(
+                f"config entry_match.mode: expected auto, {' or '.join(ENTRY_MATCH_MODES)}, "
+                f"got {self.mode!r}"
+            )
+
+
 @dataclass(frozen=True)
 class BalanceConfig:
     """MetaCLIP balancing (Xu et al. 2023, Algorithm 1) of the selected samples over a list of
     metadata entries: an entry matched by more than `t` samples keeps each of them with
     probability t / count, so head concepts are capped and the tail is kept whole."""
 
-    # The entry list: a text file, one entry per line (whole-word, case-folded matches; see
-    # pipeline/entry_match.py). Empty: the balance stage keeps every selected sample.
+    # The entry list: a text file, one entry per line, or a JSON array (MetaCLIP's
+    # metadata.json); matched as entry_match.mode says (pipeline/entry_match.py; MetaCLIP's
+    # matcher by default). Empty: the balance stage keeps every selected sample.
     entries: str = ""
     # The cap per entry; 0 = auto, scaled linearly with the pool from MetaCLIP's t = 20,000 at
     # 400M pairs (the rule and its floor are in docs/balancing.md).
@@ -654,6 +677,7 @@ class Config:
     clip: ClipConfig = field(default_factory=ClipConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
+    entry_match: EntryMatchConfig = field(default_factory=EntryMatchConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -834,6 +858,15 @@ def top_fraction_rule(config: Config) -> tuple[str, str]:
     if denominator == "auto":
         denominator = "all" if datacomp else "scored"
     return rule, denominator
+
+
+def entry_match_mode(config: Config, consumer: str) -> str:
+    """The entry matching mode of `consumer` (balance, select or compare), auto resolved:
+    MetaCLIP's matcher for balancing, casefold for term lists and class names."""
+    mode = config.entry_match.mode
+    if mode == "auto":
+        return "metaclip" if consumer == "balance" else "casefold"
+    return mode
 
 
 def ingest_columns(ing: IngestConfig) -> dict[str, str]:

@@ -57,7 +57,13 @@ STAGES: tuple[Stage, ...] = (
         entry="pipeline.preselect.stage:run",
         help="select.pool rules on the scores the pool ships (CLIP column, bounds), before the"
         " download: preselected/",
-        settings=("select.pool",),
+        # The top-fraction rule, whose auto value follows ingest.preset.
+        settings=(
+            "select.pool",
+            "select.top_fraction_rule",
+            "select.top_fraction_denominator",
+            "ingest.preset",
+        ),
     ),
     Stage(
         name="download",
@@ -119,6 +125,10 @@ STAGES: tuple[Stage, ...] = (
             "clip.enabled",
             "clip.threshold",
             "clip.top_fraction",
+            "select.top_fraction_rule",
+            "select.top_fraction_denominator",
+            "ingest.preset",
+            "entry_match",
         ),
         files=("select.text_based.terms",),
         preflight="pipeline.select.stage:preflight",
@@ -129,7 +139,7 @@ STAGES: tuple[Stage, ...] = (
         output="balanced",
         entry="pipeline.balance.stage:run",
         help="MetaCLIP balancing of selection/ over balance.entries (head entries capped): balanced/",
-        settings=("balance",),
+        settings=("balance", "entry_match"),
         files=("balance.entries",),
         preflight="pipeline.balance.stage:preflight",
     ),

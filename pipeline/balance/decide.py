@@ -36,11 +36,12 @@ DECIDED = pa.schema(
 
 
 def match_batches(
-    batches: Iterator[pa.RecordBatch], path: str, digest: str
+    batches: Iterator[pa.RecordBatch], path: str, digest: str, mode: str
 ) -> Iterator[pa.RecordBatch]:
     """(uid, clip_score, caption) -> (uid, clip_score, entry_ids): the entries each caption
-    contains as whole words. The automaton is built once per worker process (`matcher_for`)."""
-    matcher = matcher_for(path, digest)
+    contains as whole words (entry_match.mode). The automaton is built once per worker process
+    (`matcher_for`)."""
+    matcher = matcher_for(path, digest, mode)
     for batch in batches:
         ids = matcher.match_many(batch.column("caption").to_pylist())
         yield pa.record_batch(
@@ -118,9 +119,10 @@ def decide_batches(
     keep_unmatched: bool,
     path: str,
     digest: str,
+    mode: str,
 ) -> Iterator[pa.RecordBatch]:
     """`decide_batch` over a partition; entry names (for the ledger's detail) come from the
     worker's cached matcher."""
-    entries = matcher_for(path, digest).entries
+    entries = matcher_for(path, digest, mode).entries
     for batch in batches:
         yield decide_batch(batch, counts, t, seed, keep_unmatched, entries)

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from pipeline.balance.decide import DECIDED, MATCHED, decide_batches, match_batches
 from pipeline.balance.kernels import auto_t, distribution
-from pipeline.config import Config
+from pipeline.config import Config, entry_match_mode
 from pipeline.entry_match import read_entry_list
 from pipeline.spark.arrow import map_batches
 from pipeline.spark.decisions import Decisions
@@ -52,11 +52,12 @@ def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
         return not_applied(selection, "balance.entries is empty: every selected sample kept")
     # Executors read the list by path (shared storage on a cluster), as the driver did.
     path = str(Path(cfg.entries).resolve())
-    entry_list = read_entry_list(path)
+    mode = entry_match_mode(config, "balance")
+    entry_list = read_entry_list(path, mode)
     captions = inputs["candidates"].select("uid", "caption")
     # Left: a selected sample is decided even without a caption row (it then matches nothing).
     pool = selection.select(*SELECTION.names).join(captions, "uid", "left")
-    match = functools.partial(match_batches, path=path, digest=entry_list.digest)
+    match = functools.partial(match_batches, path=path, digest=entry_list.digest, mode=mode)
     # Read by the counts and by the decision pass: the automaton runs over each caption once.
     matched = map_batches(pool, match, MATCHED).cache()
 
@@ -86,6 +87,7 @@ def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
         keep_unmatched=cfg.keep_unmatched,
         path=path,
         digest=entry_list.digest,
+        mode=mode,
     )
     # Read by the two figure queries below and then by the decision writer.
     decided = map_batches(matched, decide_fn, DECIDED).cache()
@@ -96,6 +98,7 @@ def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
         "entries": len(entry_list),
         "entries_file": path,
         "entries_sha256": entry_list.digest,
+        "matching": mode,
         "matched_entries": int((before > 0).sum()),
         "matched_share": round(rows_matched / rows_in, 6) if rows_in else 0.0,
         "t": t,

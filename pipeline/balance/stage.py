@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from pipeline.balance.plan import decide
-from pipeline.config import Config
+from pipeline.config import Config, entry_match_mode
 from pipeline.entry_match import read_entry_list
 from pipeline.errors import InputError
 from pipeline.runner import StageContext, StageResult
@@ -22,14 +22,15 @@ def preflight(config: Config, input_path: str | None = None) -> None:
     if not path:
         return
     try:
-        entries = read_entry_list(path)
+        entries = read_entry_list(path, entry_match_mode(config, "balance"))
     except OSError as exc:
         raise InputError(f"balance.entries: cannot read {path} ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"balance.entries: {path} is not UTF-8 text ({exc.reason})") from exc
     if not entries.entries:
         raise InputError(
-            f"balance.entries: {path} has no entries (one per line; blank and # lines skipped)"
+            f"balance.entries: {path} has no entries (one per line; blank lines skipped, and #"
+            " lines in casefold mode)"
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from pipeline.compare.child_run import child_run
 from pipeline.compare.selections import RAW, RUN, Selection, selection_config
 from pipeline.compare.tail_classes import caption_counts, class_counts, tail_classes
-from pipeline.config import Config
+from pipeline.config import Config, entry_match_mode
 from pipeline.errors import InputError
 from pipeline.files import write_text_atomically
 from pipeline.run_dir import RunDir
@@ -99,7 +99,8 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
         raise InputError("compare: needs train.eval_data (a zero-shot set: eval.parquet + images)")
     run = RunDir(Path(run_dir).resolve())
     classes = load_zero_shot_set(config.train.eval_data).classes
-    counts = class_counts(run, classes)
+    mode = entry_match_mode(config, "compare")
+    counts = class_counts(run, classes, mode)
     tail = tail_classes(counts)
     runs: dict[str, dict[str, Any]] = {}
     eval_images = None
@@ -112,7 +113,7 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
         metrics = result.get("metrics", {})
         eval_images = metrics.get("zeroshot_images", eval_images)
         # What the selection trains on: the share of its captions that name a tail class.
-        named = caption_counts(shards, classes)
+        named = caption_counts(shards, classes, mode)
         total = sum(named.values())
         runs[selection.name] = {
             "selection": selection.spec,

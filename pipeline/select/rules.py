@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import Config, top_fraction_rule
+from pipeline.config import Config, entry_match_mode, top_fraction_rule
 from pipeline.dedup.semantic.kernels import (
     nearest_centroids,
     normalise,
@@ -124,14 +124,21 @@ def _text_params(config: Config, columns: set[str], pool: Pool) -> RuleParams:
     """The term list (its digest pins the file the workers read)."""
     # Executors read the list by path (shared storage on a cluster), as the driver did.
     path = str(Path(config.select.text_based.terms).resolve())
-    terms = read_entry_list(path)
-    summary = {"applied": True, "terms": path, "term_count": len(terms), "digest": terms.digest}
-    return RuleParams({"path": path, "digest": terms.digest}, summary)
+    mode = entry_match_mode(config, "select")
+    terms = read_entry_list(path, mode)
+    summary = {
+        "applied": True,
+        "terms": path,
+        "term_count": len(terms),
+        "digest": terms.digest,
+        "matching": mode,
+    }
+    return RuleParams({"path": path, "digest": terms.digest, "mode": mode}, summary)
 
 
 def _text_decide(batch: pa.RecordBatch, params: dict[str, Any]) -> tuple[pa.Array, pa.Array]:
     """select.no_concept_match when no term occurs in the caption as whole words."""
-    matcher = matcher_for(params["path"], params["digest"])
+    matcher = matcher_for(params["path"], params["digest"], params["mode"])
     hits = matcher.match_many(batch.column("caption").to_pylist())
     reasons = [None if found else NO_CONCEPT for found in hits]
     return pa.array(reasons, pa.string()), pa.nulls(batch.num_rows, pa.string())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.config import Config, entry_match_mode
 from pipeline.entry_match import read_entry_list
 from pipeline.errors import ConfigError, InputError
 from pipeline.runner import StageContext, StageResult
@@ -36,7 +36,7 @@ def preflight(config: Config, input_path: str | None = None) -> None:
             )
         if not Path(terms).is_file():
             raise InputError(f"select.text_based.terms {terms}: no such file")
-        if not read_entry_list(terms).entries:
+        if not read_entry_list(terms, entry_match_mode(config, "select")).entries:
             raise InputError(f"select.text_based.terms {terms}: no terms in the file")
     if "image_based" in rules:
         reference = config.select.image_based.reference

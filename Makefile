@@ -33,7 +33,7 @@ BENCH_ARGS ?=
 
 .PHONY: install test test-fast lint format $(STAGES) run status report train compare demo \
 	bench-ingest bench-download bench-download-driver bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-select-rules bench-clip bench-shard bench-train clean \
-	package submit cluster-up cluster-down
+	package submit cluster-up cluster-down wordnet-table
 
 install: $(VENV)/.installed
 
@@ -108,6 +108,14 @@ bench-crop-hash: install
 
 bench-semdedup: install
 	$(PY) -m benchmarks.bench_semdedup $(BENCH_ARGS)
+
+# DataComp's text-based table (pipeline/select/data/wordnet_in21k.tsv.gz) from WordNet 3.0
+# (Debian's wordnet-base puts it in /usr/share/wordnet) and the ImageNet-21k synset ids.
+WORDNET_DIR ?= /usr/share/wordnet
+IN21K_SYNSETS ?= $(shell $(PY) -c 'import os, timm; print(os.path.join(os.path.dirname(timm.__file__), "data/_info/imagenet21k_goog_synsets.txt"))' 2>/dev/null)
+
+wordnet-table: install
+	$(PY) -m pipeline.select.build_wordnet_table --wordnet $(WORDNET_DIR) --synsets $(IN21K_SYNSETS) --out pipeline/select/data/wordnet_in21k.tsv.gz
 
 bench-balance: install
 	$(PY) -m benchmarks.bench_balance $(BENCH_ARGS)

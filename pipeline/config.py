@@ -353,11 +353,22 @@ class ClipConfig:
 
 @dataclass(frozen=True)
 class TextBasedConfig:
-    """DataComp's text-based rule: keep captions that name a concept of a term list."""
+    """DataComp's text-based rule: keep captions that name an ImageNet-21k concept."""
 
-    # A text file, one term per line (DataComp: the words of ImageNet-21k's synsets); matched
-    # as whole words as entry_match.mode says (case-folded by default; pipeline/entry_match.py).
+    # terms: keep captions naming a term of `terms` as whole words; datacomp: DataComp's own
+    # rule (apply_filter.py's does_contain_text_entity): a str.split() word whose first WordNet
+    # 3.0 sense (nltk's morphy: "kids" -> kid) is an ImageNet-21k synset, from the table shipped
+    # in pipeline/select/data (pipeline/select/wordnet_senses.py); `terms` is not read.
+    mode: str = "terms"
+    # A text file, one term per line (the words of ImageNet-21k's synsets, say); matched as
+    # whole words as entry_match.mode says (case-folded by default; pipeline/entry_match.py).
     terms: str = ""
+
+    def validate(self) -> None:
+        if self.mode not in ("terms", "datacomp"):
+            raise ConfigError(
+                f"config select.text_based.mode: expected terms or datacomp, got {self.mode!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -479,6 +490,7 @@ class SelectConfig:
                 "config select.top_fraction_denominator: expected auto, "
                 f"{' or '.join(TOP_FRACTION_DENOMINATORS)}, got {self.top_fraction_denominator!r}"
             )
+        self.text_based.validate()
         self.image_based.validate()
         self.pool.validate()
 

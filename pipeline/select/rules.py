@@ -5,7 +5,8 @@ detail of every row (null = passes). `select.rules` lists the ones to apply: all
 
 The rules (DataComp, Gadre et al. 2023, section 3.4 and its baselines):
 - clip_score: LAION-5B's absolute CLIP threshold or DataComp's top fraction of the pool.
-- text_based: the caption names a concept of a term list (DataComp: ImageNet-21k synset words).
+- text_based: the caption names a concept of a term list, or (mode datacomp) DataComp's rule: a
+  caption word whose first WordNet sense is an ImageNet-21k synset.
 - image_based: the image's nearest k-means centroid is the nearest centroid of a reference image
   (DataComp: ImageNet-1k training images); [clip_score, image_based] is DataComp's intersection.
 
@@ -35,6 +36,7 @@ from pipeline.entry_match import matcher_for, read_entry_list
 from pipeline.preselect.rules import scores_in_own_precision
 from pipeline.select.reference import reference_clusters
 from pipeline.select.top_fraction import Cut
+from pipeline.select.wordnet_senses import TABLE, load_table, synset_matcher
 from schemas.reasons import check
 
 
@@ -121,13 +123,26 @@ NO_CONCEPT = check("select.no_concept_match")
 
 
 def _text_params(config: Config, columns: set[str], pool: Pool) -> RuleParams:
-    """The term list (its digest pins the file the workers read)."""
+    """The term list (its digest pins the file the workers read), or DataComp's WordNet
+    first-sense rule over the shipped ImageNet-21k table (mode datacomp)."""
+    cfg = config.select.text_based
+    if cfg.mode == "datacomp":
+        table = load_table()
+        summary = {
+            "applied": True,
+            "mode": "datacomp",
+            "table": TABLE,
+            "digest": table.digest,
+            "lemmas_in_imagenet21k": sum(sum(d.values()) for d in table.lemmas.values()),
+        }
+        return RuleParams({"mode": "datacomp", "digest": table.digest}, summary)
     # Executors read the list by path (shared storage on a cluster), as the driver did.
-    path = str(Path(config.select.text_based.terms).resolve())
+    path = str(Path(cfg.terms).resolve())
     mode = entry_match_mode(config, "select")
     terms = read_entry_list(path, mode)
     summary = {
         "applied": True,
+        "mode": "terms",
         "terms": path,
         "term_count": len(terms),
         "digest": terms.digest,
@@ -137,10 +152,16 @@ def _text_params(config: Config, columns: set[str], pool: Pool) -> RuleParams:
 
 
 def _text_decide(batch: pa.RecordBatch, params: dict[str, Any]) -> tuple[pa.Array, pa.Array]:
-    """select.no_concept_match when no term occurs in the caption as whole words."""
-    matcher = matcher_for(params["path"], params["digest"], params["mode"])
-    hits = matcher.match_many(batch.column("caption").to_pylist())
-    reasons = [None if found else NO_CONCEPT for found in hits]
+    """select.no_concept_match when no term occurs in the caption as whole words (terms), or
+    when no caption word's first WordNet sense is an ImageNet-21k synset (datacomp)."""
+    captions = batch.column("caption").to_pylist()
+    if params["mode"] == "datacomp":
+        matcher = synset_matcher()
+        hits = [matcher.names_a_synset(c) for c in captions]
+    else:
+        entries = matcher_for(params["path"], params["digest"], params["mode"])
+        hits = [bool(found) for found in entries.match_many(captions)]
+    reasons = [None if hit else NO_CONCEPT for hit in hits]
     return pa.array(reasons, pa.string()), pa.nulls(batch.num_rows, pa.string())
 
 

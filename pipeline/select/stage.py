@@ -28,7 +28,7 @@ def preflight(config: Config, input_path: str | None = None) -> None:
         raise ConfigError(
             f"config select.rules: unknown rule {unknown[0]!r} (rules: {', '.join(RULE_NAMES)})"
         )
-    if "text_based" in rules:
+    if "text_based" in rules and config.select.text_based.mode == "terms":
         terms = config.select.text_based.terms
         if not terms:
             raise ConfigError(

@@ -74,7 +74,17 @@ def synthetic(tmp_path_factory) -> Synthetic:
 
 
 def _config(data: Synthetic, *more: str):
-    return load_config(None, [f"balance.entries={data.entries_file}", f"balance.t={T}", *more])
+    # The captions are built for case-folded matching (upper case, punctuation, a # comment
+    # line); MetaCLIP's matcher is tested in tests/balance/test_stage.py and test_entry_match.py.
+    return load_config(
+        None,
+        [
+            f"balance.entries={data.entries_file}",
+            f"balance.t={T}",
+            "entry_match.mode=casefold",
+            *more,
+        ],
+    )
 
 
 def _decide(spark, data: Synthetic, config, partitions: int = 4):

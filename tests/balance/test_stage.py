@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.entry_match import EntryMatcher, normalize
+from pipeline.entry_match import metaclip_spacing, normalize
 from pipeline.ledger import read_ledger
 from pipeline.runner import run_stage, run_stages, stage_state
 from pipeline.stages import get_stage
@@ -61,15 +61,27 @@ def test_without_an_entry_list_balance_keeps_every_selected_sample(finished):
     assert finished.stats()["stages"]["shard"]["rows_in"] == entry["rows_kept"]
 
 
-def test_balancing_drops_head_entry_samples_with_exact_counts(run, tmp_path):
+# The matching each mode promises, written without the automaton: " entry " occurs in the
+# caption as MetaCLIP's reference spaces it (the default for balance), or case-folded.
+ORACLES = {
+    "metaclip": ([], metaclip_spacing),
+    "casefold": (["entry_match.mode=casefold"], normalize),
+}
+
+
+@pytest.mark.parametrize("mode", list(ORACLES))
+def test_balancing_drops_head_entry_samples_with_exact_counts(run, tmp_path, mode):
     path, entries = _entry_file(run, tmp_path)
-    config = load_config(None, [*FINISHED, f"balance.entries={path}", f"balance.t={T}"])
+    more, pad = ORACLES[mode]
+    config = load_config(None, [*FINISHED, f"balance.entries={path}", f"balance.t={T}", *more])
     entry = run_stage("balance", run.root, config)
     assert "shard" not in run.stats()["stages"]  # its keep-list changed: shard reruns
+    assert entry["matching"] == mode
 
     captions = _selected_captions(run)
-    matcher = EntryMatcher(entries)
-    ids = {uid: matcher.match(c) for uid, c in captions.items()}
+    ids = {
+        uid: [i for i, e in enumerate(entries) if f" {e} " in pad(c)] for uid, c in captions.items()
+    }
     counts = np.zeros(len(entries), dtype=np.int64)
     for row in ids.values():
         counts[row] += 1

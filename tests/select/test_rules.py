@@ -77,6 +77,42 @@ def test_text_based_keeps_captions_naming_a_term(tmp_path):
     assert details.to_pylist() == [None] * 6
 
 
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # terms mode under entry_match.mode metaclip: case and "-" count.
+        (["entry_match.mode=metaclip"], [None, None, "no", "no", "no", "no"]),
+        # DataComp's rule needs no term file: circle.n.01, paper.n.01, dog.n.01 ("Dogs") and
+        # child.n.01 ("kids") are ImageNet-21k synsets; "dog," has no sense, photograph.n.01
+        # is not one.
+        (["select.text_based.mode=datacomp"], [None, None, None, None, "no", None]),
+    ],
+)
+def test_text_based_modes(tmp_path, overrides, expected):
+    terms = tmp_path / "terms.txt"
+    terms.write_text("red circle\nBlue-Square\n")
+    config = load_config(None, [f"select.text_based.terms={terms}", *overrides])
+    rule = get_rule("text_based")
+    params = rule.params(config, {"caption"}, ArrayPool(np.zeros((1, 2))))
+    captions = [
+        "a red circle",
+        "Blue-Square on paper",
+        "RED CIRCLE",
+        "two Dogs",
+        "dog, photo",
+        "kids in a church",
+    ]
+    batch = pa.record_batch([pa.array(captions, pa.string())], names=["caption"])
+    reasons, _ = rule.decide(batch, params.values)
+    codes = [None if r is None else "no" for r in reasons.to_pylist()]
+    assert codes == expected
+    assert set(reasons.to_pylist()) <= {None, "select.no_concept_match"}
+    if "select.text_based.mode=datacomp" in overrides:
+        assert params.summary["mode"] == "datacomp" and "terms" not in params.summary
+    else:
+        assert params.summary["matching"] == "metaclip"
+
+
 def test_image_based_drops_the_clusters_no_reference_image_falls_in(tmp_path):
     rng = np.random.default_rng(0)
     dim = 16

@@ -78,6 +78,9 @@ class IngestConfig:
     # ALIGN section 3: keep alt-texts of 3 to 20 unigrams.
     min_words: int = 3
     max_words: int = 20
+    # What min_words and max_words count: tokens (\w+ runs, ALIGN's unigrams: "big's of" is 3)
+    # or split (str.split() words, DataComp's basic filter: "the | Walmart" is 3).
+    word_count: str = "tokens"
     # ALIGN: alt-texts shared by more than 10 images are boilerplate ("1920x1080", "alt_img").
     max_caption_repeats: int = 10
     # ALIGN: images with more than 1000 associated alt-texts are discarded.
@@ -95,6 +98,10 @@ class IngestConfig:
     min_lang_score: float = 0.0
 
     def validate(self) -> None:
+        if self.word_count not in ("tokens", "split"):
+            raise ConfigError(
+                f"config ingest.word_count: expected tokens or split, got {self.word_count!r}"
+            )
         if self.preset not in PRESETS:
             raise ConfigError(
                 f"config ingest.preset: unknown preset {self.preset!r} (expected one of {', '.join(PRESETS)})"

@@ -94,8 +94,11 @@ def apply_hygiene(
         details.append(detail)
         caption_keys.append(caption.lower())
         n_chars.append(len(caption))
-        n_words.append(len(words))
-        wanted = with_tokens and cfg.min_words <= len(words) <= cfg.max_words
+        # DataComp's basic filter counts str.split() words ("the | Walmart" is 3, "big's" 1);
+        # ALIGN's rule counts unigrams, punctuation not a word (ingest.word_count).
+        count = len(caption.split()) if cfg.word_count == "split" and reason is None else len(words)
+        n_words.append(count)
+        wanted = with_tokens and cfg.min_words <= count <= cfg.max_words
         tokens.append(unigrams_and_bigrams(words) if wanted else [])
 
     schema = hygiene_schema(extra)

@@ -11,7 +11,8 @@ drawn by popularity, so some entries match a large share of the captions (head) 
 Measured, for 100k and 1M captions (`--sizes`), each pass forced by Spark's noop sink:
 - `automaton`: `match_batches` in `mapInArrow` over the captions alone (the automaton in Spark,
   in MetaCLIP's matching mode, the stage's default); captions/s;
-- `automaton_casefold`: the same in casefold mode (the matching before entry_match.mode);
+- `automaton_casefold`: the same in casefold mode (the matching before entry_match.mode); both
+  automaton passes run twice, interleaved, and report their faster run;
 - `match`: the stage's matching pass (the caption join, then `match_batches`); captions/s;
 - `stage`: the whole plan (`pipeline.balance.plan.decide`: matching, the count table, the
   decision pass and the figures), forced the same way; captions/s;
@@ -189,11 +190,16 @@ def measure(spark, mix: Mix, entries_file: Path, poller: MemoryPoller) -> dict[s
         decisions.frame.write.format("noop").mode("overwrite").save()
         return decisions.figures
 
-    for name, run in zip(PASSES, (automaton, automaton_casefold, match, whole), strict=True):
+    # The two automaton passes run twice, interleaved, and keep their faster time: the first
+    # pass over fresh files pays for reading them, whichever mode it is.
+    runs = (automaton, automaton_casefold, automaton, automaton_casefold, match, whole)
+    names = (*PASSES[:2], *PASSES)
+    for name, run in zip(names, runs, strict=True):
         poller.reset()
         spark.catalog.clearCache()
         before = snapshot_or_none(spark)
-        out[f"{name}_s"], result = timed(run)
+        seconds, result = timed(run)
+        out[f"{name}_s"] = min(seconds, out.get(f"{name}_s", seconds))
         spark.catalog.clearCache()
         if before is not None:
             out[f"{name}_shuffle"] = shuffle_between(before, stage_snapshot(spark))[0]

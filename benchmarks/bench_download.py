@@ -1,12 +1,18 @@
 """Download throughput: our guarded stage vs bare img2dataset on the same URL list, both against
 the synthetic web served on 127.0.0.1 (target: ours >= 0.9 of bare).
 
-Run with `make bench-download`.
+With `--components`, two more variants on the same list split the stage's cost: img2dataset
+with our guarded Downloader and Resizer swapped in (the guards alone, no stage around them), and
+with the guarded Downloader only (the opener's share). Every variant runs `--repeats` times,
+interleaved, and reports its fastest run.
+
+Run with `make bench-download` (`BENCH_ARGS="--images 20000 --components"` for the 10x case).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -19,7 +25,7 @@ from benchmarks.common import report_rate, report_ratio, timed
 from pipeline.config import load_config
 from pipeline.demo.image_server import ImageServer
 from pipeline.demo.synthetic_web import NoiseMix, generate_web, write_input_parquet
-from pipeline.download.runner import img2dataset_options
+from pipeline.download.runner import guarded_components, img2dataset_main, img2dataset_options
 from pipeline.run_dir import RunDir
 from pipeline.runner import run_stage
 
@@ -28,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--components", action="store_true", help="time the guards alone too")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="bench-download-"))
@@ -50,6 +57,7 @@ def main() -> None:
             table = pq.read_table(prepared.candidates)
             n = table.num_rows
             ours_best = bare_best = float("inf")
+            parts: dict[str, float] = {}
             for i in range(args.repeats):
                 run = RunDir(work / f"ours_{i}")
                 shutil.copytree(prepared.root, run.root)
@@ -68,11 +76,42 @@ def main() -> None:
                     )
                 )
                 bare_best = min(bare_best, bare)
+                if args.components:
+                    for name, swap in (("guards", _guards), ("opener", _opener)):
+                        out = work / f"{name}_out_{i}"
+                        seconds, _ = timed(
+                            lambda out=out, bare_in=bare_in, options=options, swap=swap: _swapped(
+                                swap(config), bare_in, out, options
+                            )
+                        )
+                        parts[name] = min(parts.get(name, seconds), seconds)
             ours_rate = report_rate("ours_download", n, ours_best, "images/s")
             bare_rate = report_rate("bare_img2dataset", n, bare_best, "images/s")
+            for name, seconds in parts.items():
+                rate = report_rate(f"img2dataset_with_{name}", n, seconds, "images/s")
+                report_ratio(f"download_{name}_vs_bare_img2dataset", rate / bare_rate)
             report_ratio("download_ours_vs_bare_img2dataset", ours_rate / bare_rate, ">=", 0.9)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _guards(config):
+    """Our Downloader and Resizer swapped into img2dataset, as the stage runs it."""
+    return guarded_components(config.download, config.network.allowed_networks)
+
+
+@contextlib.contextmanager
+def _opener(config):
+    """The guarded Downloader only: img2dataset's own Resizer decodes."""
+    saved = img2dataset_main.Resizer
+    with _guards(config):
+        img2dataset_main.Resizer = saved
+        yield
+
+
+def _swapped(swap, url_list: Path, out: Path, options: dict) -> None:
+    with swap:
+        img2dataset.download(url_list=str(url_list), output_folder=str(out), **options)
 
 
 def _zero_noise() -> dict[str, float]:

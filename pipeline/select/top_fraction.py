@@ -121,6 +121,16 @@ def interpolated_quantile(fraction: float, denominator: str, rows: int, finite: 
     return max(0.0, 1.0 - fraction * rows / finite)
 
 
+def float32_at_least(threshold: float) -> float:
+    """The smallest float32 >= `threshold`: a float32 score passes `score >= it` exactly when it
+    passes `score >= threshold`, so the comparison in float32 (as the rules make it) keeps the
+    interpolated cut's rows, however close to a score the percentile falls."""
+    value = np.float32(threshold)
+    if float(value) < threshold:
+        value = np.nextafter(value, np.float32(np.inf))
+    return float(value)
+
+
 def reference_threshold(scores: np.ndarray, fraction: float, denominator: str = "all") -> float:
     """DataComp's threshold computed as its reference does, by a full sort: the oracle the
     tests hold the radix select to. NaN stands for null, as in pandas."""

@@ -17,6 +17,7 @@ from pyspark.sql.types import FloatType
 from pipeline.select.top_fraction import (
     Cut,
     digit_counts,
+    float32_at_least,
     interpolated_quantile,
     key_at_rank,
     key_value,
@@ -86,5 +87,7 @@ def top_fraction_cut(
     q = interpolated_quantile(fraction, denominator, rows, n_finite)
     t = scored.agg(F.percentile(F.col(column), F.lit(q)).alias("t")).first()
     threshold = None if t is None or t["t"] is None else float(t["t"])
+    if threshold is not None and isinstance(frame.schema[column].dataType, FloatType):
+        threshold = float32_at_least(threshold)
     summary = {"rule": "interpolated", "denominator": denominator, "quantile": q}
     return Cut(threshold, {**summary, "threshold": threshold})

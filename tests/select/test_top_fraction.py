@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.select.top_fraction import (
     digit_counts,
+    float32_at_least,
     interpolated_quantile,
     key_at_rank,
     key_value,
@@ -99,3 +100,15 @@ def test_reference_cut_at_fraction_one_keeps_every_scored_row():
 )
 def test_interpolated_quantile(fraction, denominator, rows, finite, q):
     assert interpolated_quantile(fraction, denominator, rows, finite) == pytest.approx(q)
+
+
+@pytest.mark.parametrize("threshold", [0.2455, 0.22, 0.1 + 1e-12, -0.3, 1e-40])
+def test_float32_at_least_keeps_the_same_float32_scores(threshold):
+    value = float32_at_least(threshold)
+    assert np.float32(value) == value and value >= threshold
+    below = np.nextafter(np.float32(value), np.float32(-np.inf))
+    assert float(below) < threshold  # the smallest such float32
+    scores = np.array(
+        [below, value, np.nextafter(np.float32(value), np.float32(np.inf))], np.float32
+    )
+    assert list(scores >= np.float32(value)) == [s >= threshold for s in scores.astype(np.float64)]

@@ -28,10 +28,6 @@ DIGIT_BITS = 16
 DigitCounter = Callable[[int, int], dict[int, int]]
 
 
-def key_dtype(values: np.ndarray) -> type[np.unsignedinteger]:
-    return np.uint32 if values.dtype == np.float32 else np.uint64
-
-
 def orderable_keys(values: np.ndarray) -> np.ndarray:
     """Unsigned keys in the order of the (non-NaN) float values: a negative float has every bit
     flipped, a positive one its sign bit set, so -inf < ... < -0.0 < +0.0 < ... < +inf."""
@@ -129,14 +125,3 @@ def float32_at_least(threshold: float) -> float:
     if float(value) < threshold:
         value = np.nextafter(value, np.float32(np.inf))
     return float(value)
-
-
-def reference_threshold(scores: np.ndarray, fraction: float, denominator: str = "all") -> float:
-    """DataComp's threshold computed as its reference does, by a full sort: the oracle the
-    tests hold the radix select to. NaN stands for null, as in pandas."""
-    values = np.asarray(scores)
-    ranked = values[~np.isnan(values)]
-    n = len(values) if denominator == "all" else len(ranked)
-    k = int(n * fraction)
-    ordered = -np.sort(-values if denominator == "all" else -ranked)
-    return float(ordered[k]) if k < len(ordered) else float("nan")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
@@ -35,8 +34,9 @@ def _count_batches(
 ) -> Iterator[pa.RecordBatch]:
     dtype = pa.float32() if float32 else pa.float64()
     for batch in batches:
-        values = pc.cast(batch.column(0), dtype).drop_null().to_numpy(zero_copy_only=False)
-        keys = orderable_keys(values[~np.isnan(values)])
+        # The frame holds no null or NaN score (`_ranked` filtered them in Spark).
+        values = pc.cast(batch.column(0), dtype).to_numpy(zero_copy_only=False)
+        keys = orderable_keys(values)
         counts = digit_counts(keys, prefix, level, 32 if float32 else 64)
         yield pa.record_batch(
             [pa.array(list(counts), pa.int64()), pa.array(list(counts.values()), pa.int64())],
@@ -69,11 +69,16 @@ def top_fraction_cut(
 ) -> Cut:
     """The threshold that keeps the top `fraction` of `frame` by `column` (keep >= threshold)."""
     value = F.col(column).cast("double")
+    ranked_row = value.isNotNull() & ~F.isnan(value)
+    infinite = (value == F.lit(float("inf"))) | (value == F.lit(float("-inf")))
+    # One job counts all rows, the ranked ones (incl. +-inf, as the reference's sort has them)
+    # and the finite ones (the interpolated percentile's).
     row = frame.agg(
         F.count(F.lit(1)).alias("rows"),
-        F.count(F.when(value.isNotNull() & ~F.isnan(value), 1)).alias("ranked"),
+        F.count(F.when(ranked_row, 1)).alias("ranked"),
+        F.count(F.when(ranked_row & ~infinite, 1)).alias("finite"),
     ).first()
-    rows, ranked = int(row["rows"]), int(row["ranked"])
+    rows, ranked, n_finite = int(row["rows"]), int(row["ranked"]), int(row["finite"])
     if rule == "reference":
         return reference_cut(
             fraction,
@@ -83,7 +88,6 @@ def top_fraction_cut(
             lambda k: value_at_descending_rank(frame, column, k, ranked),
         )
     scored = finite(frame, column)
-    n_finite = scored.count()
     q = interpolated_quantile(fraction, denominator, rows, n_finite)
     t = scored.agg(F.percentile(F.col(column), F.lit(q)).alias("t")).first()
     threshold = None if t is None or t["t"] is None else float(t["t"])

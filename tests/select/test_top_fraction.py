@@ -14,8 +14,19 @@ from pipeline.select.top_fraction import (
     key_value,
     orderable_keys,
     reference_cut,
-    reference_threshold,
 )
+
+
+def reference_threshold(scores: np.ndarray, fraction: float, denominator: str = "all") -> float:
+    """DataComp's threshold computed as its reference does (apply_filter's get_threshold), by a
+    full sort: the oracle the radix select is held to. NaN stands for null, as in pandas."""
+    values = np.asarray(scores)
+    ranked = values[~np.isnan(values)]
+    n = len(values) if denominator == "all" else len(ranked)
+    k = int(n * fraction)
+    ordered = -np.sort(-values if denominator == "all" else -ranked)
+    return float(ordered[k]) if k < len(ordered) else float("nan")
+
 
 EDGES = [-np.inf, -1e30, -1.0, -1e-30, -0.0, 0.0, 1e-30, 0.22, 1.0, 1e30, np.inf]
 

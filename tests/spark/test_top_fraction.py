@@ -9,9 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.select.top_fraction import reference_threshold
 from pipeline.spark.top_fraction import top_fraction_cut
-from tests.select.test_top_fraction import REFERENCE, TABLE, UIDS
+from tests.select.test_top_fraction import REFERENCE, TABLE, UIDS, reference_threshold
 
 
 def _frame(spark, tmp_path, scores: np.ndarray, arrow_type: pa.DataType, nulls=()):

@@ -75,6 +75,21 @@ def step_files(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def resume_path(folder: Path) -> Path | None:
+    """The checkpoint a run resumes from: latest.pt, or None when there is no checkpoint. A kill
+    between writing a step file and pointing latest.pt at it (save's two writes) is finished here:
+    latest.pt is pointed at the newest step file, with a log line."""
+    latest = folder / LATEST
+    if latest.exists():
+        return latest
+    steps = step_files(folder)
+    if not steps:
+        return None
+    log.warning("%s is missing: pointing it at %s, the newest step file", latest, steps[-1].name)
+    write_atomically(latest, functools.partial(_link_or_copy, steps[-1]))
+    return latest
+
+
 def remove_partial(folder: Path) -> None:
     """Delete temporary files a killed run left behind."""
     for tmp in folder.glob(".*.pt.*.tmp"):

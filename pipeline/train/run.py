@@ -88,8 +88,8 @@ def _check_inputs(shards: str | Path, output: Path, cfg: TrainConfig, env: DistE
                 f"train.pretrained: {cfg.pretrained} is neither a file nor an open_clip tag of"
                 f" {cfg.model} ({', '.join(tags) or 'it has none'})"
             )
-    latest = output / "checkpoints" / checkpoint.LATEST
-    resume = checkpoint.load(latest) if latest.exists() else None
+    latest = checkpoint.resume_path(output / "checkpoints")
+    resume = checkpoint.load(latest) if latest is not None else None
     if resume is not None and resume.get("model") != cfg.model:
         raise InputError(
             f"{latest} was trained as {resume.get('model')!r}, not {cfg.model!r}:"

@@ -41,7 +41,9 @@ def _kill_after_first_checkpoint(shards, output) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    first = output / "checkpoints" / "step_000004.pt"
+    # latest.pt, not the step file: it is written second, and a kill between the two is the
+    # case test_resume_from_step_file_when_latest_is_missing covers.
+    first = output / "checkpoints" / "latest.pt"
     deadline = time.monotonic() + 240
     try:
         while not first.exists():

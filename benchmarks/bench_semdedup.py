@@ -58,8 +58,9 @@ from benchmarks.bench_dedup import (
     stage_snapshot,
 )
 from benchmarks.common import report_rate, report_ratio, timed
-from pipeline.config import SemanticDedupConfig, load_config
+from pipeline.config import load_config
 from pipeline.dedup.semantic.plan import Clustering, semantic_pairs, train_centroids
+from pipeline.dedup.settings import SemanticDedupConfig
 from pipeline.logs import setup_logging
 from pipeline.spark.session import get_spark
 

@@ -23,11 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import functions as F
 
-from pipeline.config import SemanticDedupConfig, load_config
+from pipeline.config import load_config
 from pipeline.dedup.plan import decide
+from pipeline.dedup.settings import SemanticDedupConfig
 from pipeline.logs import setup_logging
 from pipeline.report.ground_truth import score_dedup_against_truth
-from pipeline.report.input_pairs import recover_input_pairs
+from pipeline.report.input_pairs import input_pairs
 from pipeline.report.run_tables import GROUND_TRUTH
 from pipeline.run_dir import RunDir
 from pipeline.spark.session import get_spark
@@ -73,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     annotations = annotations.localCheckpoint()
     truth = pq.read_table(run.root / GROUND_TRUTH, columns=["gt_id", "noise", "duplicate_of"])
-    ingest = run.stats()["stages"]["ingest"]
-    pairs = recover_input_pairs(ingest.get("input", ""), base.ingest)
+    pairs = input_pairs(run)
     rows = []
     settings = [
         ("pHash only", dataclasses.replace(base.dedup.semantic, enabled=False)),
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for eps in (float(e) for e in args.eps.split(",")):
         settings.append((f"eps {eps:g}", dataclasses.replace(base.dedup.semantic, eps=eps)))
     for label, semantic in settings:
-        config = dataclasses.replace(base, dedup=dataclasses.replace(base.dedup, semantic=semantic))
+        config = base.replace(dedup=dataclasses.replace(base.dedup, semantic=semantic))
         started = time.perf_counter()
         frame = decide({"annotations": annotations}, config).frame.localCheckpoint()
         ledger = pa.Table.from_pylist(

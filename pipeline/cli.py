@@ -1,5 +1,6 @@
 """The `curate` command: one sub-command per stage of the registry (pipeline.stages), plus run,
-status, report, train, compare and demo. Exit 0 done, 2 bad input or config, 1 failure."""
+status, report, train, compare and demo, each a thin layer over pipeline.api that parses the
+arguments and prints. Exit 0 done, 2 bad input or config, 1 failure."""
 
 from __future__ import annotations
 
@@ -11,32 +12,29 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline import api
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError
 from pipeline.stages import STAGES
-from pipeline.storage import as_path
 
 log = logging.getLogger("pipeline")
 
 
 def _stage_handler(name: str) -> Callable[[argparse.Namespace, Config], None]:
     def handler(args: argparse.Namespace, config: Config) -> None:
-        from pipeline.runner import run_stage
-
-        run_stage(
-            name, args.run_dir, config, input_path=getattr(args, "input", None), force=args.force
+        api.run_stage(
+            name, args.run_dir, config, input=getattr(args, "input", None), force=args.force
         )
 
     return handler
 
 
 def _run(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.run_all import run_all
     from pipeline.stats import summary_lines
 
-    stats = run_all(args.input, args.run_dir, config)
-    print("\n".join(summary_lines(stats)))
-    print(f"\nreport: {as_path(args.run_dir) / 'report' / 'index.html'}")
+    outcome = api.run(args.input, args.run_dir, config)
+    print("\n".join(summary_lines(outcome.stats)))
+    print(f"\nreport: {outcome.report}")
 
 
 def _status(args: argparse.Namespace, config: Config) -> None:
@@ -46,37 +44,29 @@ def _status(args: argparse.Namespace, config: Config) -> None:
 
 
 def _report(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.report.stage import run_report
-
-    print(run_report(args.run_dir, config))
+    print(api.report(args.run_dir, config))
 
 
 def _train(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.train.run import run_train
-
-    run_train(args.shards, args.output, config)
+    api.train(args.shards, args.output, config)
 
 
 def _compare(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.compare.run_compare import run_compare, table_lines
-    from pipeline.compare.selections import parse_selections
+    from pipeline.compare.run_compare import table_lines
 
-    comparison = run_compare(args.run_dir, config, parse_selections(args.selections))
-    print("\n".join(table_lines(comparison)))
+    outcome = api.compare(args.run_dir, args.selections, config)
+    print("\n".join(table_lines(outcome.raw)))
 
 
 def _demo(args: argparse.Namespace, config: Config) -> None:
-    from pipeline.demo.run_demo import run_demo
     from pipeline.stats import summary_lines
 
-    # Unset flags keep run_demo's own defaults (DEMO_PAIRS, EVAL_PER_CLASS): one place for them.
-    sizes = {"pairs": args.pairs, "eval_per_class": args.eval_per_class}
-    stats = run_demo(
-        args.run_dir, config, seed=args.seed, **{k: v for k, v in sizes.items() if v is not None}
+    outcome = api.demo(
+        args.run_dir, config, pairs=args.pairs, seed=args.seed, eval_per_class=args.eval_per_class
     )
-    print("\n".join(summary_lines(stats)))
-    print(f"\nrun directory: {Path(args.run_dir).resolve()}")
-    print(f"report: {Path(args.run_dir).resolve() / 'report' / 'index.html'}")
+    print("\n".join(summary_lines(outcome.stats)))
+    print(f"\nrun directory: {outcome.run_dir}")
+    print(f"report: {outcome.report}")
 
 
 # name: (help, handler); every stage of the registry comes first.

@@ -30,12 +30,46 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ahocorasick
 
-from pipeline.config import ENTRY_MATCH_MODES as MODES
+from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 log = logging.getLogger(__name__)
+
+MODES = ("metaclip", "casefold")
+
+
+@dataclass(frozen=True)
+class EntryMatchConfig:
+    """The `entry_match` config section: how captions are matched against entry lists (this
+    module), by balance's entries, select's text_based terms and compare's evaluation classes."""
+
+    # metaclip: MetaCLIP's substr_matching exactly (case-sensitive; only , . ; : ? ! and the
+    # backtick are spaced out; entries as written); casefold: case-folded, every
+    # non-alphanumeric character a separator, entries differing in case or punctuation merged.
+    # auto: metaclip for balance, casefold for select's terms and compare's classes.
+    mode: str = "auto"
+
+    def validate(self) -> None:
+        if self.mode not in ("auto", *MODES):
+            raise ConfigError(
+                f"config entry_match.mode: expected auto, {' or '.join(MODES)}, got {self.mode!r}"
+            )
+
+
+def entry_match_mode(config: Config, consumer: str) -> str:
+    """The entry matching mode of `consumer` (balance, select or compare), auto resolved:
+    MetaCLIP's matcher for balancing, casefold for term lists and class names."""
+    mode = config.entry_match.mode
+    if mode == "auto":
+        return "metaclip" if consumer == "balance" else "casefold"
+    return mode
+
 
 # Everything that is not a letter, digit or underscore separates words in casefold mode.
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)

@@ -4,36 +4,22 @@ give is stale, and so is everything after it."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import typing
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Config, to_dict
+from pipeline.config import Config, section_type, to_dict
 from pipeline.stages import Stage
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     """Nested sections (dedup.semantic) become dotted keys: dedup.semantic.eps."""
-    if isinstance(value, dict) and _is_section(prefix):
+    if isinstance(value, dict) and section_type(prefix) is not None:
         for key, inner in value.items():
             _flatten(f"{prefix}.{key}", inner, out)
     else:
         out[prefix] = value
-
-
-def _is_section(name: str) -> bool:
-    """Whether the dotted name is a section or nested section (not a mapping-valued setting such
-    as spark.conf)."""
-    target: Any = Config
-    for part in name.split("."):
-        hints = typing.get_type_hints(target) if dataclasses.is_dataclass(target) else {}
-        if part not in hints:
-            return False
-        target = hints[part]
-    return dataclasses.is_dataclass(target)
 
 
 def stage_settings(stage: Stage, config: Config, input_path: str | None = None) -> dict[str, Any]:

@@ -12,6 +12,9 @@ import functools
 import ipaddress
 import re
 import socket
+from dataclasses import dataclass
+
+from pipeline.errors import ConfigError
 
 # Names that always mean "this machine or this site" (RFC 6761 localhost, RFC 8375 home.arpa,
 # mDNS .local, and the .internal zone cloud providers use for metadata hosts).
@@ -21,6 +24,26 @@ _LOCAL_NAMES = frozenset(["localhost", "localhost.localdomain", "ip6-localhost",
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Which addresses the pipeline may fetch from: read by ingest (URL literals) and download
+    (resolved addresses and redirects) alike."""
+
+    # Private, loopback or link-local CIDR blocks allowed anyway (e.g. [10.20.0.0/16] for an
+    # internal image store, [127.0.0.1/32] for a test server). Empty: only globally routable
+    # addresses, and local names (localhost, intranet hosts) are refused.
+    allowed_networks: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        for net in self.allowed_networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"config network.allowed_networks: {net!r} is not a CIDR block ({exc})"
+                ) from exc
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:

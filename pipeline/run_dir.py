@@ -25,6 +25,11 @@ class RunDir:
         return self.root / "candidates"
 
     @property
+    def dropped_inputs(self) -> StoragePath:
+        """The input pairs ingest dropped, as it read them (schemas.tables.DROPPED_INPUT)."""
+        return self.root / "dropped_inputs"
+
+    @property
     def downloads(self) -> StoragePath:
         return self.root / "downloads"
 

@@ -249,15 +249,35 @@ def _local_path(root: StoragePath) -> Path | None:
     return Path(key) if protocols & {"file", "local"} else None
 
 
+# Run directories this process holds the lock of, with how many blocks hold it: the lock is
+# re-entrant within a process (a second process is refused; flock would refuse this one too).
+_HELD: dict[str, int] = {}
+_HELD_GUARD = threading.Lock()
+
+
 @contextlib.contextmanager
 def run_dir_lock(run_dir: str | os.PathLike[str], command: str) -> Iterator[None]:
     """Hold `run_dir`'s lock for the block; `RunDirBusy` (exit 2) if another process holds it.
-    `command` is what the refused process is told the holder is doing."""
+    `command` is what the refused process is told the holder is doing. Re-entrant: a block
+    inside another of the same process and run directory holds it already."""
     root = as_path(run_dir)
     local = _local_path(root)
-    lock = _LocalLock(local, command) if local is not None else _ObjectLock(root, command)
-    lock.acquire()
+    key = str(local.resolve() if local is not None else root)
+    with _HELD_GUARD:
+        nested = key in _HELD
+        _HELD[key] = _HELD.get(key, 0) + 1
     try:
-        yield
+        if nested:  # this process holds it already (the CLI's lock around an API call)
+            yield
+            return
+        lock = _LocalLock(local, command) if local is not None else _ObjectLock(root, command)
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        with _HELD_GUARD:
+            _HELD[key] -= 1
+            if not _HELD[key]:
+                del _HELD[key]

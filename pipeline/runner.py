@@ -115,14 +115,22 @@ class StageContext:
         kept_columns: Sequence[str],
         rows_in: int | None = None,
         figures: dict[str, Any] | None = None,
+        dropped: tuple[StoragePath, Sequence[str]] | None = None,
     ) -> StageResult:
         """Write a plan's decisions (null `reason` = kept): kept rows to the output folder, the
         others to the ledger. `rows_in` defaults to the rows of the decisions; `figures` add
-        to the plan's."""
+        to the plan's; `dropped` (folder, columns) also writes those columns of the dropped
+        rows there."""
         from pipeline.spark.decisions import write_decisions
 
         written = write_decisions(
-            self.spark, decisions.frame, self.run, self.stage.name, self.output, kept_columns
+            self.spark,
+            decisions.frame,
+            self.run,
+            self.stage.name,
+            self.output,
+            kept_columns,
+            dropped=dropped,
         )
         return StageResult(
             written.rows_in if rows_in is None else rows_in,
@@ -339,21 +347,29 @@ def run_stages(
     return RunDir(as_path(run_dir)).stats()
 
 
-def status_lines(run_dir: str | os.PathLike[str], config: Config) -> list[str]:
-    """One line per stage: complete / stale (which setting changed) / missing output / not run,
-    with rows in and kept. A stage after a stale one is stale too: it would rerun."""
+def stage_states(run_dir: str | os.PathLike[str], config: Config) -> list[tuple[str, StageState]]:
+    """(stage, state) for every stage of the registry: complete / stale (which setting changed)
+    / missing output / not run. A stage after one that would rerun is stale too."""
     run = RunDir(as_path(run_dir))
-    lines = [f"{'stage':<10} {'status':<15} {'rows in':>10} {'kept':>10}  why"]
-    upstream_stale: str | None = None
+    states = []
+    upstream: str | None = None
     for stage in registry.STAGES:
         state = stage_state(run, stage, config)
-        status, why = state.status, state.why
-        if status == "complete" and upstream_stale is not None:
-            status, why = "stale", f"{upstream_stale} would rerun"
-        if status != "complete" and upstream_stale is None:
-            upstream_stale = stage.name
+        if state.status == "complete" and upstream is not None:
+            state = StageState("stale", f"{upstream} would rerun", state.entry)
+        if state.status != "complete" and upstream is None:
+            upstream = stage.name
+        states.append((stage.name, state))
+    return states
+
+
+def status_lines(run_dir: str | os.PathLike[str], config: Config) -> list[str]:
+    """`curate status`: one line per stage, with rows in and kept and why it is not complete."""
+    lines = [f"{'stage':<10} {'status':<15} {'rows in':>10} {'kept':>10}  why"]
+    for name, state in stage_states(run_dir, config):
         entry = state.entry or {}
-        rows_in = entry.get("rows_in", "")
-        kept = entry.get("rows_kept", "")
-        lines.append(f"{stage.name:<10} {status:<15} {rows_in!s:>10} {kept!s:>10}  {why}".rstrip())
+        rows_in, kept = entry.get("rows_in", ""), entry.get("rows_kept", "")
+        lines.append(
+            f"{name:<10} {state.status:<15} {rows_in!s:>10} {kept!s:>10}  {state.why}".rstrip()
+        )
     return lines

@@ -2,7 +2,8 @@
 
 The CLI's sub-commands, `curate run`, `curate status`, the demo, the Make targets and the
 spark-submit entry `jobs/stage_job.py` all read this list; the runner (pipeline.runner) does what
-every stage shares. Adding a stage is one entry here plus its own package.
+every stage shares, and pipeline.config builds the configuration from the sections declared
+here. Adding a stage is one entry here plus its own package (its settings section included).
 """
 
 from __future__ import annotations
@@ -38,6 +39,25 @@ class Stage:
     # Raised when the code changes what the stage writes with the same settings (a new column),
     # so that outputs written before are stale, not complete. Part of the fingerprint.
     version: int = 0
+    # "module:Class" of the stage's own config section, named after the stage (a frozen
+    # dataclass with a validate() method, declared in the stage's package); None: it has none.
+    section: str | None = None
+
+
+# Config sections that no single stage owns ("module:Class"): the run's own, listed first in
+# config.yaml, and those several stages and commands read, listed after the stages' sections.
+RUN_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("spark", "pipeline.spark.settings:SparkConfig"),
+    ("network", "pipeline.net_policy:NetworkConfig"),
+)
+SHARED_SECTIONS: tuple[tuple[str, str], ...] = (
+    # Scoring in annotate, the CLIP rule in select, the eval set's embeddings in dedup.
+    ("clip", "pipeline.clip.settings:ClipConfig"),
+    # Balance's entries, select's terms and compare's classes.
+    ("entry_match", "pipeline.entry_match:EntryMatchConfig"),
+    # `curate train`, compare and the demo.
+    ("train", "pipeline.train.settings:TrainConfig"),
+)
 
 
 STAGES: tuple[Stage, ...] = (
@@ -46,9 +66,12 @@ STAGES: tuple[Stage, ...] = (
         needs=None,
         output="candidates",
         entry="pipeline.ingest.stage:run",
+        section="pipeline.ingest.settings:IngestConfig",
         help="validate, normalise and text-filter an input parquet into candidates/",
         settings=("ingest", "network"),
         preflight="pipeline.ingest.stage:preflight",
+        # 1: dropped_inputs/ (the dropped pairs as read, for the report).
+        version=1,
     ),
     Stage(
         name="preselect",
@@ -70,6 +93,7 @@ STAGES: tuple[Stage, ...] = (
         needs="preselect",
         output="downloads",
         entry="pipeline.download.stage:run",
+        section="pipeline.download.settings:DownloadConfig",
         help="download candidates/ with img2dataset into downloads/",
         settings=("download", "network"),
         # How the work is spread (processes, threads, which distributor, shard retries) does
@@ -86,6 +110,7 @@ STAGES: tuple[Stage, ...] = (
         needs="download",
         output="annotations",
         entry="pipeline.annotate.stage:run",
+        section="pipeline.annotate.settings:AnnotateConfig",
         help="per-image sizes, sha256, pHash and CLIP score of downloads/ into annotations/",
         # CLIP runs here, so the model that scores is part of annotate; thresholds are select's.
         settings=(
@@ -105,6 +130,7 @@ STAGES: tuple[Stage, ...] = (
         needs="annotate",
         output="dedup",
         entry="pipeline.dedup.stage:run",
+        section="pipeline.dedup.settings:DedupConfig",
         help="exact, near (pHash) and semantic (CLIP embedding) duplicates and eval overlap into dedup/",
         settings=("dedup",),
         # A run that converges gives the same components whatever the round limit.
@@ -116,6 +142,7 @@ STAGES: tuple[Stage, ...] = (
         needs="dedup",
         output="selection",
         entry="pipeline.select.stage:run",
+        section="pipeline.select.settings:SelectConfig",
         help="apply the select rules (CLIP score ...) to the dedup survivors: selection/",
         # select.pool is preselect's (its rules run before the download).
         settings=(
@@ -138,6 +165,7 @@ STAGES: tuple[Stage, ...] = (
         needs="select",
         output="balanced",
         entry="pipeline.balance.stage:run",
+        section="pipeline.balance.settings:BalanceConfig",
         help="MetaCLIP balancing of selection/ over balance.entries (head entries capped): balanced/",
         settings=("balance", "entry_match"),
         files=("balance.entries",),
@@ -148,6 +176,7 @@ STAGES: tuple[Stage, ...] = (
         needs="balance",
         output="shards",
         entry="pipeline.shard.stage:run",
+        section="pipeline.shard.settings:ShardConfig",
         help="write the keep-list as LAION-style webdataset shards into shards/",
         settings=("shard",),
     ),

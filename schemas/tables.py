@@ -28,6 +28,18 @@ LEDGER = pa.schema(
     ]
 )
 
+# `dropped_inputs/`: the input pairs ingest dropped, with the url and caption ingest read (null
+# where the row had none) and the reason; the input's extra columns follow, as in candidates/.
+# The report shows them (and matches them to a ground truth) without the input or ingest's code.
+DROPPED_INPUT = pa.schema(
+    [
+        UID,
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("url", pa.string()),
+        pa.field("caption", pa.string()),
+    ]
+)
+
 # Names an extra input column may not take: ours, and img2dataset's reserved output columns.
 # A clashing input column is kept under the name `input_<name>`.
 RESERVED_COLUMNS = frozenset(

@@ -15,12 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import SparkConfig, load_config
+from pipeline.config import load_config
 from pipeline.demo.image_server import ImageServer
 from pipeline.demo.synthetic_web import NoiseMix, generate_web, write_input_parquet
 from pipeline.run_dir import RunDir
 from pipeline.runner import run_stage
 from pipeline.spark.session import get_spark
+from pipeline.spark.settings import SparkConfig
 from tests import loopback_only
 
 # pHash-only annotation (no CLIP weights needed); CLIP tests turn it on with their checkpoint.

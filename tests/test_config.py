@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from pipeline.config import dump_yaml, ingest_columns, load_config
+from pipeline.config import dump_yaml, load_config
 from pipeline.errors import ConfigError
+from pipeline.ingest.settings import ingest_columns
 
 
 def test_defaults_are_the_published_recipes():

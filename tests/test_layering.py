@@ -1,6 +1,7 @@
 """The layout's rules, checked on the source: Spark only in `plan.py` files and `pipeline/spark/`
-(and jobs/), nothing but the demo imports `demo`, `clip` never imports `train`, `config` imports
-no stage, and no file of the project points outside the repository."""
+(and jobs/), nothing but the demo and the API import `demo`, `clip` never imports `train`,
+`config` imports no stage, settings modules nothing but what a section needs, and no file of
+the project points outside the repository."""
 
 from __future__ import annotations
 
@@ -54,11 +55,12 @@ def test_only_plans_and_the_spark_package_import_pyspark():
 @pytest.mark.parametrize(
     ("imported", "allowed_prefix"),
     [
-        ("pipeline.demo", ("pipeline/demo/", "pipeline/cli.py")),  # the CLI's `curate demo`
+        # The API's (and so the CLI's) `demo`.
+        ("pipeline.demo", ("pipeline/demo/", "pipeline/api.py")),
         # `curate compare` trains a model per selection.
         (
             "pipeline.train",
-            ("pipeline/train/", "pipeline/compare/", "pipeline/demo/", "pipeline/cli.py"),
+            ("pipeline/train/", "pipeline/compare/", "pipeline/demo/", "pipeline/api.py"),
         ),
     ],
 )
@@ -66,10 +68,25 @@ def test_who_may_import_what(imported, allowed_prefix):
     assert [p for p in _importers(imported) if not p.startswith(allowed_prefix)] == []
 
 
-def test_the_cli_imports_the_demo_only_inside_the_demo_command():
-    tree = ast.parse((PIPELINE / "cli.py").read_text())
+@pytest.mark.parametrize("module", ["cli.py", "api.py"])
+def test_the_cli_and_api_import_commands_only_inside_them(module):
+    """`import pipeline.api` (and `curate --help`) stays light: no Spark, torch or demo."""
+    tree = ast.parse((PIPELINE / module).read_text())
     top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
-    assert not any(m and m.startswith("pipeline.demo") for m in top)
+    top |= {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    heavy = ("pipeline.demo", "pipeline.train", "pipeline.runner", "pyspark", "torch")
+    assert not [m for m in top if m and m.startswith(heavy)]
+
+
+def test_settings_modules_import_only_what_a_section_needs():
+    """Loading a config imports every section's module: they stay free of stage code."""
+    allowed = {"__future__", "dataclasses", "collections.abc", "typing", "pipeline.errors"}
+    allowed |= {"pipeline.preselect.settings"}  # select.pool is preselect's section
+    found = {
+        str(p.relative_to(ROOT)): _runtime_imports(p) - allowed
+        for p in sorted(PIPELINE.rglob("settings.py"))
+    }
+    assert len(found) >= 10 and {p: m for p, m in found.items() if m} == {}
 
 
 def test_config_imports_no_stage_package():

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from pipeline.config import load_config
+from pipeline.config import dump_yaml, load_config
+from pipeline.errors import ConfigError
 from pipeline.fingerprint import changed_settings, fingerprint, stage_settings
 from pipeline.runner import COMPLETE_MARKER, run_stage, stage_state, status_lines
 from pipeline.stages import STAGE_NAMES, get_stage
@@ -218,7 +219,8 @@ def test_a_stage_says_when_an_earlier_stage_is_stale(run, caplog):
 
 def test_a_new_stage_is_one_registry_entry_and_its_own_package(run, monkeypatch):
     """The whole change that adds a stage: one Stage(...) in the registry (and the next stage
-    naming it as what it needs), plus the stage's package (here tests/noop_stage)."""
+    naming it as what it needs), plus the stage's package (here tests/noop_stage), its config
+    section included: `--set noop.label=...` reaches it, and a change makes it stale."""
     import dataclasses
 
     from pipeline import stages
@@ -229,17 +231,21 @@ def test_a_new_stage_is_one_registry_entry_and_its_own_package(run, monkeypatch)
         output="noop",
         entry="tests.noop_stage.stage:run",
         help="keep every selected sample",
+        settings=("noop",),
+        section="tests.noop_stage.settings:NoopConfig",
     )
     shard = dataclasses.replace(get_stage("shard"), needs="noop")
     monkeypatch.setattr(stages, "STAGES", (*stages.STAGES[:-1], noop, shard))
-    config = load_config(None, [*LOCAL_DOWNLOAD, *FINISHED])
+    config = load_config(None, [*LOCAL_DOWNLOAD, *FINISHED, "noop.label=added"])
     before = _entries(run)
     run_stage("noop", run.root, config)
     entries = _entries(run)
     assert (
         entries["noop"]["rows_in"] == entries["noop"]["rows_kept"] == before["balance"]["rows_kept"]
     )
-    assert entries["noop"]["noop"] is True
+    assert entries["noop"]["noop"] == "added"
+    assert entries["noop"]["settings"] == {"noop.label": "added"}
+    assert "noop:\n  label: added\n" in dump_yaml(config)
     assert "shard" not in entries  # a new stage before it: shard reruns
     run_stage("shard", run.root, config)
     assert _entries(run)["shard"]["rows_kept"] == before["shard"]["rows_kept"]
@@ -258,6 +264,10 @@ def test_a_new_stage_is_one_registry_entry_and_its_own_package(run, monkeypatch)
             "shard",
         )
     ]
+    changed = load_config(None, [*LOCAL_DOWNLOAD, *FINISHED, "noop.label=changed"])
+    assert stage_state(run, noop, changed).why == "noop.label added -> changed"
+    with pytest.raises(ConfigError, match=r"noop\.label: must not be empty"):
+        load_config(None, ["noop.label="])
 
 
 def test_a_new_output_version_makes_older_outputs_stale():

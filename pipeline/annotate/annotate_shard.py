@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipeline.annotate.shard_reader import iter_images
 from pipeline.annotate.window_hash import hashes_bytes
-from pipeline.config import ClipConfig
+from pipeline.clip.settings import ClipConfig
 from pipeline.faults import kill_point
 from pipeline.storage import StoragePath, arrow_filesystem, as_path
 from schemas.reasons import check

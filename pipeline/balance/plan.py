@@ -17,8 +17,8 @@ from pyspark.sql import functions as F
 
 from pipeline.balance.decide import DECIDED, MATCHED, decide_batches, match_batches
 from pipeline.balance.kernels import auto_t, distribution
-from pipeline.config import Config, entry_match_mode
-from pipeline.entry_match import read_entry_list
+from pipeline.config import Config
+from pipeline.entry_match import entry_match_mode, read_entry_list
 from pipeline.spark.arrow import map_batches
 from pipeline.spark.decisions import Decisions
 from schemas.tables import SELECTION

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 
 from pipeline.balance.plan import decide
-from pipeline.config import Config, entry_match_mode
-from pipeline.entry_match import read_entry_list
+from pipeline.config import Config
+from pipeline.entry_match import entry_match_mode, read_entry_list
 from pipeline.errors import InputError
 from pipeline.runner import StageContext, StageResult
 from schemas.tables import SELECTION

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.clip.models import load_clip, resolve_device
-from pipeline.config import ClipConfig
+from pipeline.clip.settings import ClipConfig
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from typing import Any
 from pipeline.compare.child_run import child_run
 from pipeline.compare.selections import RAW, RUN, Selection, selection_config
 from pipeline.compare.tail_classes import caption_counts, class_counts, tail_classes
-from pipeline.config import Config, entry_match_mode
+from pipeline.config import Config
+from pipeline.entry_match import entry_match_mode
 from pipeline.errors import InputError
 from pipeline.files import write_text_atomically
 from pipeline.run_dir import RunDir

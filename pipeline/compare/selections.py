@@ -68,4 +68,4 @@ def selection_config(config: Config, selection: Selection) -> Config:
     balance = (
         config.balance if selection.balance else dataclasses.replace(config.balance, entries="")
     )
-    return dataclasses.replace(config, select=select, balance=balance)
+    return config.replace(select=select, balance=balance)

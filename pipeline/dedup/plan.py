@@ -15,11 +15,12 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from pipeline.config import Config, DedupConfig
+from pipeline.config import Config
 from pipeline.dedup.bands import FULL, IndexPlan, Layout, group_cost, plan_index
 from pipeline.dedup.exclude import load_exclusion_hashes
 from pipeline.dedup.semantic.kernels import to_matrix
 from pipeline.dedup.semantic.plan import semantic_decisions
+from pipeline.dedup.settings import DedupConfig
 from pipeline.dedup.verify import MAX_STATS, PAIRS, SPLIT, STAT_NAMES, search_batches
 from pipeline.errors import InputError
 from pipeline.spark.arrow import map_batches
@@ -267,8 +268,19 @@ def dedup_decisions(
     """Every annotated sample once, with `reason` null if kept; plus figures for stats.json.
 
     `eval_hashes`: the decontamination set, a list of signed hashes or (at scale) a DataFrame
-    with a `node` column, as `exclusion_hashes` reads it."""
-    samples = annotations.select(
+    with a `node` column, as `exclusion_hashes` reads it. The steps: decontamination first (a
+    sample near an evaluation image goes, whatever its cluster), then the near-duplicate
+    components of the rest, then one sample kept per cluster."""
+    figures: dict = {"max_distance": cfg.max_distance}
+    marked = _mark_eval_overlap(spark, _hashed_samples(annotations, cfg), eval_hashes, cfg, figures)
+    clean = marked.filter(F.col("eval_phash").isNull())
+    components = _near_duplicate_components(clean, cfg, figures)
+    return _keep_one_per_cluster(clean, components, cfg).unionByName(_eval_drops(marked)), figures
+
+
+def _hashed_samples(annotations: DataFrame, cfg: DedupConfig) -> DataFrame:
+    """The columns dedup reads, for every sample with a pHash."""
+    return annotations.select(
         "uid",
         "phash",
         "sha256",
@@ -282,9 +294,16 @@ def dedup_decisions(
             else []
         ),
     ).filter(F.col("phash").isNotNull())
-    figures: dict = {"max_distance": cfg.max_distance}
 
-    # Decontamination first: a sample near an evaluation image goes, whatever its cluster.
+
+def _mark_eval_overlap(
+    spark: SparkSession,
+    samples: DataFrame,
+    eval_hashes: Sequence[int] | DataFrame,
+    cfg: DedupConfig,
+    figures: dict,
+) -> DataFrame:
+    """`samples` with `eval_phash`: the smallest evaluation hash within the radius, else null."""
     overlap = None
     evals = (
         eval_hashes.select(F.col("node").cast("long").alias("node")).distinct()
@@ -306,19 +325,16 @@ def dedup_decisions(
         )
         figures["eval_hashes"] = eval_count
         figures["eval_index"] = cross_figures
-    marked = samples
-    if overlap is not None:
-        marked = samples.join(
-            F.broadcast(overlap) if eval_count < 100_000 else overlap, "phash", "left"
-        )
-    else:
-        marked = samples.withColumn("eval_phash", F.lit(None).cast("long"))
-    marked = marked.localCheckpoint()
-    clean = marked.filter(F.col("eval_phash").isNull())
+    if overlap is None:
+        return samples.withColumn("eval_phash", F.lit(None).cast("long")).localCheckpoint()
+    small = F.broadcast(overlap) if eval_count < 100_000 else overlap
+    return samples.join(small, "phash", "left").localCheckpoint()
 
-    # Near-duplicate graph over distinct hashes: identical hashes (and identical bytes, which
-    # hash identically) collapse into one node, so a picture repeated a million times is one
-    # node, not a million-squared join.
+
+def _near_duplicate_components(clean: DataFrame, cfg: DedupConfig, figures: dict) -> DataFrame:
+    """(node, component) of the near-duplicate graph over distinct hashes: identical hashes (and
+    identical bytes, which hash identically) collapse into one node, so a picture repeated a
+    million times is one node, not a million-squared join."""
     nodes = clean.select(F.col("phash").alias("node"))
     windows = None
     if "window_phashes" in clean.columns:
@@ -335,9 +351,14 @@ def dedup_decisions(
     figures["near_pairs"] = edges.count()
     if windows is not None:
         edges, figures["window_links"] = _with_window_links(edges, windows)
-    components, rounds = connected_components(edges, cfg.max_iterations)
-    figures["component_rounds"] = rounds
+    components, figures["component_rounds"] = connected_components(edges, cfg.max_iterations)
+    return components
 
+
+def _keep_one_per_cluster(clean: DataFrame, components: DataFrame, cfg: DedupConfig) -> DataFrame:
+    """(uid, cluster, cluster_size, reason, detail): the first of each cluster in keep_order
+    kept, the others dropped as exact (same pHash or bytes as the kept one) or near duplicates
+    of it."""
     # A cluster is named by the smallest full-frame pHash of its samples (a component may be
     # named by a window hash).
     clustered = (
@@ -358,7 +379,7 @@ def dedup_decisions(
         .withColumn("rep_sha", F.first("sha256").over(cluster.orderBy(*order)))
     )
     same = (F.col("phash") == F.col("rep_phash")) | (F.col("sha256") == F.col("rep_sha"))
-    decided = ranked.select(
+    return ranked.select(
         "uid",
         "cluster",
         "cluster_size",
@@ -368,14 +389,17 @@ def dedup_decisions(
         .alias("reason"),
         F.when(F.col("rank") == 1, F.lit(None)).otherwise(F.col("rep_uid")).alias("detail"),
     )
-    dropped_eval = marked.filter(F.col("eval_phash").isNotNull()).select(
+
+
+def _eval_drops(marked: DataFrame) -> DataFrame:
+    """The samples near an evaluation image, each its own cluster, dropped as eval overlap."""
+    return marked.filter(F.col("eval_phash").isNotNull()).select(
         "uid",
         F.col("phash").alias("cluster"),
         F.lit(1).cast("long").alias("cluster_size"),
         F.lit(EVAL).alias("reason"),
         F.format_string("eval pHash %016x", F.col("eval_phash")).alias("detail"),
     )
-    return decided.unionByName(dropped_eval), figures
 
 
 def _with_semantic_pass(

@@ -10,7 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Config, TrainConfig
+from pipeline.config import Config
+from pipeline.train.settings import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def demo_train_config(config: Config, eval_dir: Path) -> Config:
     }
     if not config.train.eval_data:
         changes["eval_data"] = str(eval_dir)
-    return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+    return config.replace(train=dataclasses.replace(config.train, **changes))
 
 
 def scorer_config(config: Config, checkpoint: Path) -> Config:
@@ -53,4 +54,4 @@ def scorer_config(config: Config, checkpoint: Path) -> Config:
     )
     if clip.top_fraction == 0:
         clip = dataclasses.replace(clip, top_fraction=DEMO_TOP_FRACTION)
-    return dataclasses.replace(config, clip=clip)
+    return config.replace(clip=clip)

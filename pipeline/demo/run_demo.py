@@ -79,8 +79,7 @@ DEMO_MIX = NoiseMix(
 
 def demo_config(config: Config) -> Config:
     """The user's config, with the local image server allowed and a timeout under its slow route."""
-    return dataclasses.replace(
-        config,
+    return config.replace(
         network=dataclasses.replace(
             config.network,
             allowed_networks=(*config.network.allowed_networks, "127.0.0.1/32"),
@@ -186,4 +185,4 @@ def compare_config(config: Config, web: Path) -> Config:
         balance = dataclasses.replace(balance, entries=str(web / CONCEPTS_FILE))
     if not balance.t:
         balance = dataclasses.replace(balance, t=DEMO_BALANCE_T)
-    return dataclasses.replace(config, select=select, balance=balance)
+    return config.replace(select=select, balance=balance)

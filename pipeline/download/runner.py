@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import img2dataset
 from img2dataset.downloader import Downloader
 
-from pipeline.config import DownloadConfig
 from pipeline.download import fetch_guard
 from pipeline.download.image_guard import SafeResizer
+from pipeline.download.settings import DownloadConfig
 from pipeline.storage import StoragePath
 
 log = logging.getLogger(__name__)

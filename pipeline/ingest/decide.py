@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from pipeline.config import IngestConfig
 from pipeline.faults import kill_point
 from pipeline.ingest import langid
+from pipeline.ingest.settings import IngestConfig
 from schemas.reasons import check
 
 CAPTION_REPEATS = "caption_repeats"

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from pipeline.config import IngestConfig
 from pipeline.ingest.json_safe import json_safe_schema, to_json_safe
 from pipeline.ingest.normalize import (
     make_uid,
@@ -20,6 +19,7 @@ from pipeline.ingest.normalize import (
     tokenize,
     unigrams_and_bigrams,
 )
+from pipeline.ingest.settings import IngestConfig
 from schemas.reasons import check
 from schemas.tables import CANDIDATE_CORE, INGEST_WORK
 

@@ -27,10 +27,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import IngestConfig, ingest_columns
 from pipeline.errors import InputError
 from pipeline.files import data_files, is_data_file
 from pipeline.ingest import decide as row_rules
+from pipeline.ingest.settings import IngestConfig, ingest_columns
 from pipeline.storage import arrow_filesystem, as_path, is_url
 from schemas.tables import INGEST_WORK, RESERVED_COLUMNS
 

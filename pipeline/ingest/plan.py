@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StringType, StructType
 
-from pipeline.config import Config, IngestConfig, NetworkConfig, ingest_columns
+from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.ingest import decide as row_rules
 from pipeline.ingest import hygiene
@@ -26,6 +26,8 @@ from pipeline.ingest.input_check import (
     check_names,
 )
 from pipeline.ingest.langid import resolve_model_path
+from pipeline.ingest.settings import IngestConfig, ingest_columns
+from pipeline.net_policy import NetworkConfig
 from pipeline.spark.arrow import map_batches
 from pipeline.spark.decisions import Decisions
 from pipeline.storage import as_path, is_url, spark_url

@@ -1,4 +1,5 @@
-"""`curate ingest`: parquet in, `candidates/` and `ledger/ingest/` out (run by pipeline.runner)."""
+"""`curate ingest`: parquet in, `candidates/`, `ledger/ingest/` and `dropped_inputs/` out (run by
+pipeline.runner)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pipeline.ingest import plan
 from pipeline.ingest.input_check import check_input
 from pipeline.ingest.langid import resolve_model_path
 from pipeline.runner import StageContext, StageResult
-from schemas.tables import CANDIDATE_CORE
+from schemas.tables import CANDIDATE_CORE, DROPPED_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -31,4 +32,6 @@ def run(ctx: StageContext) -> StageResult:
     write_text_atomically(ctx.run.config_file, dump_yaml(ctx.config))
     decisions = plan.decide({"input": df}, ctx.config)
     columns = [*CANDIDATE_CORE.names, *extra.names]
-    return ctx.write_decisions(decisions, columns, figures={"input": input_path})
+    # The dropped pairs as read, for the report: the ledger keeps only uid, reason and detail.
+    dropped = (ctx.run.dropped_inputs, [*DROPPED_INPUT.names, *extra.names])
+    return ctx.write_decisions(decisions, columns, figures={"input": input_path}, dropped=dropped)

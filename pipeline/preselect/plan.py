@@ -11,10 +11,11 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipeline.config import Config, top_fraction_rule
+from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.preselect.rules import PoolBounds, resolve
 from pipeline.preselect.rules import decide as decide_rows
+from pipeline.select.settings import top_fraction_rule
 from pipeline.spark.arrow import map_batches, to_arrow
 from pipeline.spark.decisions import Decisions
 from pipeline.spark.top_fraction import top_fraction_cut

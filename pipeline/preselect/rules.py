@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import PoolScoresConfig
+from pipeline.preselect.settings import PoolScoresConfig
 from schemas.reasons import check
 
 CLIP_SCORE = check("select.clip_score")

@@ -1,73 +1,66 @@
-"""The uid, normalised URL and caption of every input row, recomputed with ingest's own hygiene
-function: the ledger keeps only uid and detail for rows ingest dropped, and the report wants to
-show their captions and match them to a ground truth."""
+"""The uid, url and caption of every input row, from what ingest wrote: candidates/ for the rows
+it kept and dropped_inputs/ for those it dropped (the ledger keeps only uid, reason and detail),
+so the report can show the captions of ingest's drops and match every row to a ground truth
+without the input or ingest's code."""
 
 from __future__ import annotations
 
 import logging
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
-from pipeline.config import IngestConfig, ingest_columns
-from pipeline.errors import InputError
-from pipeline.ingest import hygiene
-from pipeline.ingest.input_check import is_local, local_files
+from pipeline.files import data_files
+from pipeline.run_dir import RunDir
+from pipeline.storage import StoragePath, arrow_filesystem, as_path
 
 log = logging.getLogger(__name__)
 
-# Re-running hygiene costs ~20 µs a row in one process: beyond this many input rows the report
-# leaves captions of ingest drops out instead of spending minutes on them.
+# The report reads these rows into one process: beyond this many input rows it leaves the
+# captions of ingest drops (and the ground-truth tables) out.
 MAX_INPUT_ROWS = 2_000_000
-# Input columns carried into the recovered table when present (the demo's link to its truth).
+# Input columns carried along when present (the demo's link to its truth).
 CARRIED = ("gt_id",)
+COLUMNS = ("uid", "url", "caption", "reason")
 
 
-def recover_input_pairs(input_path: str, cfg: IngestConfig) -> pa.Table | None:
-    """(uid, url, caption, reason, and `gt_id` when the input has it) per input row, or None.
-
-    None when the input is remote, gone, or larger than MAX_INPUT_ROWS.
-    """
-    if not input_path or not is_local(input_path):
+def _dataset(folder: StoragePath) -> ds.Dataset | None:
+    if not folder.exists():
         return None
-    try:
-        files = local_files(input_path)
-    except InputError:
-        log.info("report: input %s is gone, ingest drops are shown without captions", input_path)
+    files = data_files(folder, "**/*.parquet")
+    if not files:
         return None
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    if rows > MAX_INPUT_ROWS:
+    fs, _ = arrow_filesystem(folder)
+    return ds.dataset(
+        [arrow_filesystem(as_path(f))[1] for f in files], format="parquet", filesystem=fs
+    )
+
+
+def input_pairs(run: RunDir) -> pa.Table | None:
+    """(uid, url, caption, reason, and `gt_id` when the input had it) per input row, kept ones
+    with a null reason; None when ingest wrote no dropped_inputs/ (a run directory written
+    before it did) or the input had more than MAX_INPUT_ROWS rows."""
+    kept, dropped = _dataset(run.candidates), _dataset(run.dropped_inputs)
+    if dropped is None and not run.dropped_inputs.exists():
         log.info(
-            "report: input has %d rows (> %d), ingest drops without captions", rows, MAX_INPUT_ROWS
+            "report: %s is missing, ingest drops are shown without captions", run.dropped_inputs
         )
         return None
-    cols = ingest_columns(cfg)
-    parts = []
-    for file in files:
-        table = pq.read_table(file)
-        names = table.schema.names
-        mapped = {
-            hygiene.RAW_URL: table.column(cols["url_col"]),
-            hygiene.RAW_CAPTION: table.column(cols["caption_col"]),
-            hygiene.SOURCE_FILE: pa.array([file] * table.num_rows, pa.string()),
-            hygiene.SOURCE_ROW: pa.array(range(table.num_rows), pa.int64()),
-        }
-        if cols["uid_col"] and cols["uid_col"] in names:
-            mapped[hygiene.RAW_UID] = table.column(cols["uid_col"]).cast(pa.string())
-        file_parts = [
-            pa.Table.from_batches(
-                [hygiene.apply_hygiene(chunk, cfg, pa.schema([]), with_tokens=False)]
-            ).select(["uid", "url", "caption", "reason"])
-            for chunk in pa.Table.from_pydict(mapped).to_batches(max_chunksize=65_536)
-        ]
-        if not file_parts:
-            continue
-        done = pa.concat_tables(file_parts)
-        # apply_hygiene keeps every row in order, so the input's own columns line up.
-        for name in CARRIED:
-            if name in names:
-                done = done.append_column(name, table.column(name).combine_chunks())
-        parts.append(done)
-    if not parts:
+    parts = [d for d in (kept, dropped) if d is not None]
+    rows = sum(d.count_rows() for d in parts)
+    if rows > MAX_INPUT_ROWS:
+        log.info(
+            "report: %d input rows (> %d), ingest drops without captions", rows, MAX_INPUT_ROWS
+        )
         return None
-    return pa.concat_tables(parts, promote_options="default")
+    carried = [c for c in CARRIED if all(c in d.schema.names for d in parts)]
+    tables = []
+    for dataset in parts:
+        names = [c for c in (*COLUMNS, *carried) if c in dataset.schema.names]
+        table = dataset.to_table(columns=names)
+        if "reason" not in names:  # candidates/: every row kept
+            table = table.append_column("reason", pa.nulls(table.num_rows, pa.string()))
+        tables.append(table.select([*COLUMNS, *carried]))
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default")

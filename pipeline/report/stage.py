@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipeline.config import Config, load_config
+from pipeline.config import Config
 from pipeline.files import write_text_atomically
 from pipeline.ledger import read_ledger
 from pipeline.report.balance_section import balance_section
 from pipeline.report.ground_truth import DedupTruth, score_dedup_against_truth
 from pipeline.report.html_page import page
-from pipeline.report.input_pairs import recover_input_pairs
+from pipeline.report.input_pairs import input_pairs
 from pipeline.report.run_tables import GROUND_TRUTH, load_run_tables, read_parquet_dir
 from pipeline.report.sections import (
     build_lookup,
@@ -34,19 +34,16 @@ from pipeline.storage import arrow_filesystem, as_path, make_dirs
 log = logging.getLogger(__name__)
 
 
-def run_report(run_dir: Path | str, config: Config) -> Path:
+def run_report(run_dir: Path | str, config: Config | None = None) -> Path:
     """Write `run_dir/report/index.html` and return its path.
 
-    The run's own config.yaml (what its stages ran with) is used to recompute uids of the input
-    rows; `config` is the fallback for a run directory without one.
+    Everything comes from the run directory (what its stages wrote and recorded); `config` is
+    accepted for the commands' common signature and not read.
     """
     run = RunDir(as_path(run_dir))
     run.require("ingest", "ingest")
-    if run.config_file.is_file():
-        config = load_config(run.config_file, [])
     tables = load_run_tables(run.root)
-    ingest = tables.stats.get("stages", {}).get("ingest", {})
-    pairs = recover_input_pairs(ingest.get("input", ""), config.ingest)
+    pairs = input_pairs(run)
     look = build_lookup(tables, pairs)
     sections = [funnel_section(tables)]
     for optional in (
@@ -74,18 +71,16 @@ def run_report(run_dir: Path | str, config: Config) -> Path:
     return out
 
 
-def dedup_truth_for_run(run_dir: Path | str, config: Config) -> DedupTruth | None:
+def dedup_truth_for_run(run_dir: Path | str, config: Config | None = None) -> DedupTruth | None:
     """`score_dedup_against_truth` for a run over a labelled web (the demo's layout: the truth in
     `run_dir/web/ground_truth.parquet`, its input with a gt_id column); None when the run has no
-    truth, no recoverable input or no complete dedup. Print it with `format_dedup_truth`."""
+    truth, no input pairs or no complete dedup (`config` is not read). Print it with
+    `format_dedup_truth`."""
     run = RunDir(as_path(run_dir))
     truth_path = run.root / GROUND_TRUTH
     if not truth_path.is_file() or not run.is_complete("dedup"):
         return None
-    if run.config_file.is_file():
-        config = load_config(run.config_file, [])
-    ingest = run.stats().get("stages", {}).get("ingest", {})
-    pairs = recover_input_pairs(ingest.get("input", ""), config.ingest)
+    pairs = input_pairs(run)
     kept = read_parquet_dir(run.dedup, ["uid"])
     if pairs is None or "gt_id" not in pairs.schema.names or kept is None:
         return None

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline.config import ClipConfig
+from pipeline.clip.settings import ClipConfig
 from pipeline.dedup.exclude import IMAGE_SUFFIXES
 from pipeline.dedup.semantic.eval_set import readable_image
 from pipeline.dedup.semantic.kernels import to_matrix

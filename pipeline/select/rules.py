@@ -25,16 +25,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import Config, entry_match_mode, top_fraction_rule
+from pipeline.config import Config
 from pipeline.dedup.semantic.kernels import (
     nearest_centroids,
     normalise,
     spherical_kmeans,
     to_matrix,
 )
-from pipeline.entry_match import matcher_for, read_entry_list
+from pipeline.entry_match import entry_match_mode, matcher_for, read_entry_list
 from pipeline.preselect.rules import scores_in_own_precision
 from pipeline.select.reference import reference_clusters
+from pipeline.select.settings import top_fraction_rule
 from pipeline.select.top_fraction import Cut
 from pipeline.select.wordnet_senses import TABLE, load_table, synset_matcher
 from schemas.reasons import check

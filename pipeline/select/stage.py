@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.config import Config, entry_match_mode
-from pipeline.entry_match import read_entry_list
+from pipeline.config import Config
+from pipeline.entry_match import entry_match_mode, read_entry_list
 from pipeline.errors import ConfigError, InputError
 from pipeline.runner import StageContext, StageResult
 from pipeline.select.plan import decide

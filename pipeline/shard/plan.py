@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType
 
-from pipeline.config import ShardConfig
+from pipeline.shard.settings import ShardConfig
 from pipeline.shard.writer import SHARD_RESULT, shard_batches
 from pipeline.spark.arrow import map_batches
 from pipeline.storage import StoragePath, spark_url

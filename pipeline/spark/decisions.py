@@ -51,9 +51,11 @@ def write_decisions(
     output: StoragePath,
     kept_columns: Sequence[str],
     sort_by: str = "uid",
+    dropped: tuple[StoragePath, Sequence[str]] | None = None,
 ) -> Written:
     """Materialise `decisions` once, then write kept rows to `output` and dropped rows to the
-    stage's ledger, both sorted by `sort_by` (so reruns write the same files)."""
+    stage's ledger, both sorted by `sort_by` (so reruns write the same files); `dropped`
+    (folder, columns): the dropped rows' columns to that folder too (ingest's dropped_inputs)."""
     work = run.work / stage
     remove_tree(work)
     decisions.write.mode("overwrite").parquet(spark_url(work / "decisions"))
@@ -67,8 +69,14 @@ def write_decisions(
     decided.filter(F.col("reason").isNotNull()).select(
         "uid", F.lit(stage).alias("stage"), "reason", "detail"
     ).orderBy("uid", "reason").write.mode("overwrite").parquet(spark_url(work / "ledger"))
+    if dropped is not None:
+        decided.filter(F.col("reason").isNotNull()).select(*dropped[1]).orderBy(
+            "uid", "reason"
+        ).write.mode("overwrite").parquet(spark_url(work / "dropped"))
     rows_in = decided.count()
     kill_point(stage, "decisions_written")
+    if dropped is not None:
+        replace_dir(work / "dropped", dropped[0])
     replace_dir(work / "kept", output)
     kill_point(stage, "output_moved")
     replace_dir(work / "ledger", run.ledger_for(stage))

@@ -13,7 +13,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from pipeline.config import SparkConfig
+from pipeline.spark.settings import SparkConfig
 
 log = logging.getLogger(__name__)
 

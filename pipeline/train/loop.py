@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pipeline.config import TrainConfig
 from pipeline.train.distributed import DistEnv
 from pipeline.train.optim import clamp_logit_scale, cosine_lr, set_lr
+from pipeline.train.settings import TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import math
 import torch
 from open_clip.loss import ClipLoss
 
-from pipeline.config import TrainConfig
+from pipeline.train.settings import TrainConfig
 
 # CLIP (Radford et al. 2021): the learnable temperature is clipped so logits scale by at most 100.
 MAX_LOGIT_SCALE = math.log(100)

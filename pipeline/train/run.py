@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import Config, TrainConfig, dump_yaml
+from pipeline.config import Config, dump_yaml
 from pipeline.errors import InputError
 from pipeline.train import checkpoint
 from pipeline.train.data import Batches, StreamPlan, TrainStream, probe, read_pairs, share
@@ -27,6 +27,7 @@ from pipeline.train.evaluate import (
 )
 from pipeline.train.loop import LoopParts, autocast_for, train_loop, truncate_log
 from pipeline.train.optim import build_loss, build_optimizer, schedule_state
+from pipeline.train.settings import TrainConfig
 from pipeline.train.shards import ShardSet, resolve_shards
 
 log = logging.getLogger(__name__)
@@ -172,42 +173,20 @@ def run_train(shards: str | Path, output: Path, config: Config) -> dict:
 
 
 def _run(shards: str | Path, output: Path, config: Config, env: DistEnv) -> dict:
+    """The steps of a training run: check, build, resume, prepare the output, train, sum up."""
     import open_clip
 
     cfg = config.train
     inputs = _check_inputs(shards, output, cfg, env)
-    resume = inputs.resume
     model, preprocess_train, preprocess_val = _create_model(
-        cfg, env, "" if resume else cfg.pretrained
+        cfg, env, "" if inputs.resume else cfg.pretrained
     )
     tokenizer = open_clip.get_tokenizer(cfg.model)
     optimizer = build_optimizer(model, cfg)
     layout = _data_layout(cfg, env, inputs)
-    start = 0
-    if resume is not None:
-        model.load_state_dict(resume["state_dict"])
-        optimizer.load_state_dict(resume["optimizer"])
-        start = int(resume["step"])
-        if resume.get("scheduler") != schedule_state(cfg):
-            log.warning(
-                "learning-rate schedule changed since the checkpoint: %s", resume.get("scheduler")
-            )
-        if "rng" in resume:
-            torch.set_rng_state(resume["rng"]["torch"])
-        log.info("resuming from step %d of %d", start, cfg.steps)
-    starts = _starts(resume, layout, cfg, env)
-    autocast = autocast_for(cfg.precision, env.device)
-    pairs = read_pairs(inputs.val, cfg.eval_pairs) if inputs.val and env.is_main else []
-
-    ckpt_dir = output / "checkpoints"
-    log_path = output / TRAIN_LOG
-    if env.is_main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.remove_partial(ckpt_dir)
-        (output / "config.yaml").write_text(dump_yaml(config))
-        truncate_log(log_path, start)
-    barrier(env)
-
+    start = _restore(inputs.resume, model, optimizer, cfg)
+    starts = _starts(inputs.resume, layout, cfg, env)
+    _prepare_output(output, config, start, env)
     raw_model = model
     if env.distributed:
         device_ids = [env.device.index] if env.device.type == "cuda" else None
@@ -224,57 +203,16 @@ def _run(shards: str | Path, output: Path, config: Config, env: DistEnv) -> dict
         draft_side=draft_side(raw_model),
     )
     batches = Batches(stream, cfg.workers, pin_memory=env.device.type == "cuda")
-    final_metrics: dict = {}
-
-    def on_eval(step: int, loss: float | None) -> None:
-        if env.is_main:
-            raw_model.eval()
-            metrics: dict = {
-                "step": step,
-                "samples_seen": step * cfg.batch_size,
-                "train_loss": loss,
-            }
-            batch = cfg.eval_batch_size
-            if inputs.zero_shot is not None:
-                metrics |= zero_shot(
-                    raw_model,
-                    inputs.zero_shot,
-                    cfg.eval_templates,
-                    preprocess_val,
-                    tokenizer,
-                    env.device,
-                    batch,
-                    autocast,
-                )
-            if pairs:
-                metrics |= retrieval(
-                    raw_model, pairs, preprocess_val, tokenizer, env.device, batch, autocast
-                )
-            write_metrics(output, metrics)
-            log.info("eval at step %d: %s", step, json.dumps(metrics, sort_keys=True))
-            final_metrics.clear()
-            final_metrics.update(metrics)
-        barrier(env)
+    autocast = autocast_for(cfg.precision, env.device)
+    evaluator = _Evaluator(raw_model, inputs, cfg, env, output, preprocess_val, tokenizer, autocast)
 
     def on_checkpoint(step: int, loss: float | None) -> None:
         mine = [batches.positions.get(slot, 0) for slot in range(inputs.slots)]
         positions = sum_across(env, mine)
         if env.is_main:
-            rng = {"torch": torch.get_rng_state()}
-            if env.device.type == "cuda":
-                rng["cuda"] = torch.cuda.get_rng_state(env.device)
-            state = {
-                "state_dict": raw_model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": schedule_state(cfg),
-                "step": step,
-                "model": cfg.model,
-                "config": asdict(cfg),
-                "data": {"layout": layout, "positions": positions},
-                "rng": rng,
-                "loss": loss,
-            }
-            checkpoint.save(ckpt_dir, state, keep=cfg.keep_checkpoints)
+            state = _checkpoint_state(raw_model, optimizer, cfg, env, step, loss)
+            state["data"] = {"layout": layout, "positions": positions}
+            checkpoint.save(output / "checkpoints", state, keep=cfg.keep_checkpoints)
 
     began = time.perf_counter()
     try:
@@ -285,24 +223,132 @@ def _run(shards: str | Path, output: Path, config: Config, env: DistEnv) -> dict
             cfg,
             env,
             start,
-            log_path,
-            on_eval,
+            output / TRAIN_LOG,
+            evaluator,
             on_checkpoint,
         )
     finally:
         batches.close()
+    return _summary(output, cfg, inputs.resume, start, last_loss, evaluator.final, began)
+
+
+def _restore(resume: dict | None, model, optimizer, cfg: TrainConfig) -> int:  # type: ignore[no-untyped-def]
+    """Load a checkpoint's weights, optimizer state and RNG; the step to start from (0: none)."""
+    if resume is None:
+        return 0
+    model.load_state_dict(resume["state_dict"])
+    optimizer.load_state_dict(resume["optimizer"])
+    start = int(resume["step"])
+    if resume.get("scheduler") != schedule_state(cfg):
+        log.warning(
+            "learning-rate schedule changed since the checkpoint: %s", resume.get("scheduler")
+        )
+    if "rng" in resume:
+        torch.set_rng_state(resume["rng"]["torch"])
+    log.info("resuming from step %d of %d", start, cfg.steps)
+    return start
+
+
+def _prepare_output(output: Path, config: Config, start: int, env: DistEnv) -> None:
+    """On the main process: the checkpoint folder without a killed run's partial files, the
+    config, and the log cut back to the step the run starts from."""
+    if env.is_main:
+        ckpt_dir = output / "checkpoints"
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.remove_partial(ckpt_dir)
+        (output / "config.yaml").write_text(dump_yaml(config))
+        truncate_log(output / TRAIN_LOG, start)
+    barrier(env)
+
+
+class _Evaluator:
+    """The loop's evaluation callback: zero-shot and retrieval on the main process, metrics
+    written per evaluation; `final` holds the last ones."""
+
+    def __init__(
+        self,
+        model,
+        inputs: Inputs,
+        cfg: TrainConfig,
+        env: DistEnv,
+        output: Path,
+        preprocess,
+        tokenizer,
+        autocast,
+    ) -> None:  # type: ignore[no-untyped-def]
+        self.model, self.inputs, self.cfg, self.env, self.output = model, inputs, cfg, env, output
+        self.preprocess, self.tokenizer, self.autocast = preprocess, tokenizer, autocast
+        self.pairs = read_pairs(inputs.val, cfg.eval_pairs) if inputs.val and env.is_main else []
+        self.final: dict = {}
+
+    def __call__(self, step: int, loss: float | None) -> None:
+        if self.env.is_main:
+            self.model.eval()
+            metrics: dict = {
+                "step": step,
+                "samples_seen": step * self.cfg.batch_size,
+                "train_loss": loss,
+            }
+            args = (self.preprocess, self.tokenizer, self.env.device, self.cfg.eval_batch_size)
+            if self.inputs.zero_shot is not None:
+                metrics |= zero_shot(
+                    self.model,
+                    self.inputs.zero_shot,
+                    self.cfg.eval_templates,
+                    *args,
+                    self.autocast,
+                )
+            if self.pairs:
+                metrics |= retrieval(self.model, self.pairs, *args, self.autocast)
+            write_metrics(self.output, metrics)
+            log.info("eval at step %d: %s", step, json.dumps(metrics, sort_keys=True))
+            self.final = metrics
+        barrier(self.env)
+
+
+def _checkpoint_state(
+    model, optimizer, cfg: TrainConfig, env: DistEnv, step: int, loss: float | None
+) -> dict:  # type: ignore[no-untyped-def]
+    """A checkpoint's content, less the data positions (see pipeline/train/checkpoint.py)."""
+    rng = {"torch": torch.get_rng_state()}
+    if env.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(env.device)
+    return {
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": schedule_state(cfg),
+        "step": step,
+        "model": cfg.model,
+        "config": asdict(cfg),
+        "rng": rng,
+        "loss": loss,
+    }
+
+
+def _summary(
+    output: Path,
+    cfg: TrainConfig,
+    resume: dict | None,
+    start: int,
+    last_loss: float | None,
+    final: dict,
+    began: float,
+) -> dict:
+    """What run_train returns: final step, last loss, final metrics, checkpoint path, samples/s."""
     seconds = time.perf_counter() - began
     trained = max(0, cfg.steps - start)
+    latest = output / "checkpoints" / checkpoint.LATEST
+    final = dict(final)
     if trained == 0:
-        log.info("nothing to do: %s is already at step %d", ckpt_dir / checkpoint.LATEST, start)
+        log.info("nothing to do: %s is already at step %d", latest, start)
         done_metrics = output / "metrics" / f"step_{start:06d}.json"
         if done_metrics.exists():
-            final_metrics.update(json.loads(done_metrics.read_text()))
+            final.update(json.loads(done_metrics.read_text()))
     return {
         "step": max(start, cfg.steps),
         "resumed_from": start if resume is not None else None,
         "loss": last_loss if last_loss is not None else (resume or {}).get("loss"),
-        "metrics": dict(final_metrics),
-        "checkpoint": str(ckpt_dir / checkpoint.LATEST),
+        "metrics": final,
+        "checkpoint": str(latest),
         "samples_per_s": trained * cfg.batch_size / seconds if trained and seconds > 0 else 0.0,
     }

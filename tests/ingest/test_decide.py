@@ -7,9 +7,9 @@ import dataclasses
 import pyarrow as pa
 import pytest
 
-from pipeline.config import IngestConfig
 from pipeline.ingest import decide, langid
 from pipeline.ingest.plan import vocabulary_floor
+from pipeline.ingest.settings import IngestConfig
 
 CFG = IngestConfig(max_captions_per_url=3)
 MODEL = langid.default_model_path()

@@ -8,8 +8,8 @@ import dataclasses
 import pyarrow as pa
 import pytest
 
-from pipeline.config import IngestConfig
 from pipeline.ingest.hygiene import RAW_CAPTION, RAW_URL, SOURCE_FILE, SOURCE_ROW, apply_hygiene
+from pipeline.ingest.settings import IngestConfig
 
 
 @pytest.mark.parametrize(

@@ -13,4 +13,6 @@ from pipeline.spark.decisions import Decisions
 
 def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
     frame = inputs["selection"].withColumn("reason", F.lit(None).cast("string"))
-    return Decisions(frame.withColumn("detail", F.lit(None).cast("string")), {"noop": True})
+    return Decisions(
+        frame.withColumn("detail", F.lit(None).cast("string")), {"noop": config.noop.label}
+    )

@@ -1,36 +1,44 @@
-"""Recovered input rows: ingest's own hygiene gives the same uid, url and caption as candidates/."""
+"""Input pairs from what ingest wrote: candidates/ for kept rows, dropped_inputs/ for dropped
+ones; every input row once, with the ledger's uid and reason, and no need for the input."""
 
 from __future__ import annotations
 
+import shutil
+from collections import Counter
+
 import pyarrow.parquet as pq
 
-from pipeline.config import load_config
 from pipeline.ledger import read_ledger
-from pipeline.report.input_pairs import recover_input_pairs
+from pipeline.report.input_pairs import input_pairs
 from pipeline.run_dir import RunDir
+from tests.conftest import copy_run
 
 
-def test_recovers_every_input_row_with_the_ingest_uid(ingested):
-    run = RunDir(ingested)
-    config = load_config(run.config_file, [])
-    stats = run.stats()["stages"]["ingest"]
-    pairs = recover_input_pairs(stats["input"], config.ingest)
-    assert pairs is not None and pairs.num_rows == stats["rows_in"]
-    assert "gt_id" in pairs.schema.names and pairs.column("gt_id").null_count == 0
-    recovered = {
-        u: (url, cap)
-        for u, url, cap in zip(
-            *(pairs.column(c).to_pylist() for c in ("uid", "url", "caption")), strict=True
-        )
-    }
+def test_every_input_row_once_with_the_ingest_uid_and_reason(ingested, tmp_path):
+    run = copy_run(ingested, tmp_path / "run")
+    entry = run.stats()["stages"]["ingest"]
+    # The input is not read: it may be gone.
+    moved = tmp_path / "input-moved.parquet"
+    shutil.move(entry["input"], moved)
+    try:
+        pairs = input_pairs(run)
+    finally:
+        shutil.move(moved, entry["input"])
+    assert pairs is not None and pairs.num_rows == entry["rows_in"]
+    assert pairs.schema.names == ["uid", "url", "caption", "reason", "gt_id"]
+    assert pairs.column("gt_id").null_count == 0
+    assert len(set(pairs.column("gt_id").to_pylist())) == entry["rows_in"]
+    rows = pairs.to_pylist()
     candidates = pq.read_table(run.candidates, columns=["uid", "url", "caption"]).to_pylist()
-    assert all(recovered[c["uid"]] == (c["url"], c["caption"]) for c in candidates)
-    dropped = read_ledger(run.ledger_for("ingest")).column("uid").to_pylist()
-    assert set(dropped) <= set(recovered)
+    kept = [(r["uid"], r["url"], r["caption"]) for r in rows if r["reason"] is None]
+    assert sorted(kept) == sorted((c["uid"], c["url"], c["caption"]) for c in candidates)
+    ledger = read_ledger(run.ledger_for("ingest")).to_pylist()
+    dropped = Counter((r["uid"], r["reason"]) for r in rows if r["reason"] is not None)
+    assert dropped == Counter((r["uid"], r["reason"]) for r in ledger)
+    assert sum(dropped.values()) == entry["rows_dropped"] > 0
 
 
-def test_remote_or_missing_input_gives_none(tmp_path):
-    config = load_config(None, [])
-    assert recover_input_pairs("s3://bucket/part-*.parquet", config.ingest) is None
-    assert recover_input_pairs(str(tmp_path / "gone.parquet"), config.ingest) is None
-    assert recover_input_pairs("", config.ingest) is None
+def test_a_run_directory_without_dropped_inputs_gives_none(ingested, tmp_path):
+    run = copy_run(ingested, tmp_path / "run")
+    shutil.rmtree(run.dropped_inputs)
+    assert input_pairs(RunDir(run.root)) is None

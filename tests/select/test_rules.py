@@ -3,8 +3,6 @@ and image-based (reference clusters), with exact reasons and details."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -177,7 +175,6 @@ def test_rules_compose_first_failure_names_the_reason(tmp_path):
     terms = tmp_path / "terms.txt"
     terms.write_text("cat\n")
     config = load_config(None, [f"select.text_based.terms={terms}", "clip.threshold=0.5"])
-    config = dataclasses.replace(config)
     pool = ArrayPool(np.zeros((1, 2)))
     clip, text = get_rule("clip_score"), get_rule("text_based")
     rules = [

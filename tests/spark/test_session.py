@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import SparkConfig
 from pipeline.spark import session
 from pipeline.spark.local_cluster import spark_env
 from pipeline.spark.packaging import project_root
@@ -23,6 +22,7 @@ from pipeline.spark.session import (
     submitted_conf,
     with_retries,
 )
+from pipeline.spark.settings import SparkConfig
 
 CLUSTER = "spark://127.0.0.1:7077"
 
@@ -125,7 +125,7 @@ def test_a_real_spark_submit_keeps_its_master_and_conf(tmp_path):
         textwrap.dedent(
             """
             import json, sys
-            from pipeline.config import SparkConfig
+            from pipeline.spark.settings import SparkConfig
             from pipeline.spark.session import get_spark
             spark = get_spark(SparkConfig(local_cores="2", shuffle_partitions=4))
             conf = spark.sparkContext.getConf()

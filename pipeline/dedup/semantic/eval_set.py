@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.clip.score import embed_images
-from pipeline.config import ClipConfig
+from pipeline.clip.settings import ClipConfig
 from pipeline.dedup.exclude import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)

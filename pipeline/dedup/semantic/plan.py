@@ -18,7 +18,6 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipeline.config import DedupConfig, SemanticDedupConfig
 from pipeline.dedup.semantic.kernels import (
     best_match,
     nearest_centroids,
@@ -28,6 +27,7 @@ from pipeline.dedup.semantic.kernels import (
     spherical_kmeans,
     to_matrix,
 )
+from pipeline.dedup.settings import DedupConfig, SemanticDedupConfig
 from pipeline.spark.arrow import map_batches
 from pipeline.spark.checkpoint import fresh_checkpoint
 from pipeline.spark.components import connected_components

@@ -15,6 +15,7 @@ registry (`api.ingest`, `api.dedup`, ...), made from it, so a new stage gets one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -103,7 +104,11 @@ class CompareOutcome:
 
 def resolve_config(config: ConfigLike = None, **overrides: Any) -> Config:
     """The Config of `config` (see the module docstring) with `overrides` applied, validated."""
-    sets = [f"{key.replace('__', '.')}={json.dumps(value)}" for key, value in overrides.items()]
+    # JSON is YAML: each value reaches the setting's type check as --set would give it.
+    sets = [
+        f"{key.replace('__', '.')}={json.dumps(value, default=str)}"
+        for key, value in overrides.items()
+    ]
     if isinstance(config, Config):
         return load_config(None, sets, values=to_dict(config)) if sets else config
     if isinstance(config, Mapping):
@@ -264,7 +269,9 @@ def train(
     from pipeline.train.run import run_train
 
     resolved = resolve_config(config, **overrides)
-    with _locked(output, "train"):
+    # Under torchrun every rank trains: the job holds the output's lock through rank 0.
+    rank_zero = os.environ.get("RANK", "0") == "0"
+    with _locked(output, "train") if rank_zero else contextlib.nullcontext():
         done = run_train(str(shards), Path(output), resolved)
     return TrainOutcome(
         step=int(done["step"]),

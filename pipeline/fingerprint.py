@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, section_type, to_dict
 from pipeline.stages import Stage
+from pipeline.storage import as_path
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -35,8 +35,12 @@ def stage_settings(stage: Stage, config: Config, input_path: str | None = None) 
     for name in stage.ignore:
         out.pop(name, None)
     for name in stage.files:
-        if out.get(name):
-            out[f"{name}.sha256"] = file_digest(str(out[name]))
+        value = out.get(name)
+        if isinstance(value, list | tuple):  # a list of files (ingest.blocklists)
+            if value:
+                out[f"{name}.sha256"] = [file_digest(str(v)) for v in value]
+        elif value:
+            out[f"{name}.sha256"] = file_digest(str(value))
     if stage.needs is None and input_path is not None:
         out["input"] = str(input_path)
     if stage.version:
@@ -48,7 +52,7 @@ def file_digest(path: str) -> str:
     """The first 16 hex digits of the file's sha256 (as pipeline.entry_match records it), or
     "missing" when it cannot be read (`curate status` must not fail; the preflight says why)."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        return hashlib.sha256(as_path(path).read_bytes()).hexdigest()[:16]
     except OSError:
         return "missing"
 

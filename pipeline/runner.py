@@ -115,7 +115,7 @@ class StageContext:
         kept_columns: Sequence[str],
         rows_in: int | None = None,
         figures: dict[str, Any] | None = None,
-        dropped: tuple[StoragePath, Sequence[str]] | None = None,
+        dropped: tuple[StoragePath, Sequence[Any]] | None = None,
     ) -> StageResult:
         """Write a plan's decisions (null `reason` = kept): kept rows to the output folder, the
         others to the ledger. `rows_in` defaults to the rows of the decisions; `figures` add

@@ -69,6 +69,7 @@ STAGES: tuple[Stage, ...] = (
         section="pipeline.ingest.settings:IngestConfig",
         help="validate, normalise and text-filter an input parquet into candidates/",
         settings=("ingest", "network"),
+        files=("ingest.blocklists",),
         preflight="pipeline.ingest.stage:preflight",
         # 1: dropped_inputs/ (the dropped pairs as read, for the report).
         version=1,

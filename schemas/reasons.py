@@ -15,6 +15,9 @@ class Reason:
 
     code: str
     description: str
+    # A list-based drop (blocklists): the report shows its count only, never a sample, and the
+    # pair's URL and caption are not kept in dropped_inputs/.
+    counts_only: bool = False
 
     @property
     def stage(self) -> str:
@@ -45,6 +48,18 @@ _ALL = [
         "ingest.private_host",
         "host is localhost or an IP literal in loopback/private/link-local/CGNAT/unique-local "
         "ranges (allowed only inside network.allowed_networks)",
+    ),
+    Reason(
+        "ingest.blocked_url",
+        "the normalised URL, or its MD5 or SHA-256, is in a list of ingest.blocklists (the detail"
+        " names the list, never the URL)",
+        counts_only=True,
+    ),
+    Reason(
+        "ingest.blocked_domain",
+        "the URL's host or a domain above it is in a list of ingest.blocklists (the detail names"
+        " the list)",
+        counts_only=True,
     ),
     Reason("ingest.caption_too_long", "caption longer than ingest.max_caption_chars"),
     Reason("ingest.invalid_uid", "the input uid column is not a 128-bit hex string"),
@@ -161,6 +176,9 @@ _ALL = [
 ]
 
 REASONS: dict[str, Reason] = {r.code: r for r in _ALL}
+
+
+COUNTS_ONLY: frozenset[str] = frozenset(r.code for r in _ALL if r.counts_only)
 
 
 def reasons_for_stage(stage: str) -> list[str]:

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.run_lock import LEASE_SECONDS, LOCK_NAME, Holder, RunDirBusy, run_dir_lock
+from pipeline.run_lock import (
+    LEASE_SECONDS,
+    LOCK_NAME,
+    Holder,
+    RunDirBusy,
+    _ObjectLock,
+    run_dir_lock,
+)
+from pipeline.storage import as_path
 from tests.conftest import LOCAL_NETWORK, write_parquet
 
 _HOLD = """
@@ -27,7 +35,7 @@ with run_dir_lock(sys.argv[1], "curate dedup --force (test holder)"):
 """
 
 
-def _holder_process(run_dir: Path) -> subprocess.Popen:
+def _holder_process(run_dir: Path | str) -> subprocess.Popen:
     """Another process holding the lock until it is killed."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True
@@ -85,12 +93,47 @@ def test_a_file_url_is_locked_like_its_path(tmp_path):
     """spark-submit jobs get `file://` run directories: the same flock, on a folder not made yet
     (CI caught a conditional put into a missing folder)."""
     run_dir = tmp_path / "new" / "run"
-    with run_dir_lock(run_dir.as_uri(), "curate ingest (cluster)"):
-        assert Holder.parse((run_dir / LOCK_NAME).read_text()).command == "curate ingest (cluster)"
-        busy = pytest.raises(RunDirBusy, match=f"pid {os.getpid()} on host ")
+    holder = _holder_process(run_dir.as_uri())
+    try:
+        text = (run_dir / LOCK_NAME).read_text()
+        assert Holder.parse(text).command == "curate dedup --force (test holder)"
+        busy = pytest.raises(RunDirBusy, match=f"pid {holder.pid} on host ")
         with busy, run_dir_lock(run_dir, "curate dedup"):
             pass
-    assert not run_dir.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_dir_lock(run_dir, "curate dedup"):  # free once its holder is gone
+        pass
+
+
+def test_the_lock_is_reentrant_within_a_process_and_freed_by_the_outer_block(tmp_path):
+    """The CLI holds the lock around the API function, which takes it again: the inner block
+    does not refuse its own process, and leaving the outer block frees the folder."""
+    run_dir = tmp_path / "run"
+    with run_dir_lock(run_dir, "curate run (outer)"):
+        with run_dir_lock(run_dir.as_uri(), "pipeline.api.run (inner)"):
+            assert Holder.parse((run_dir / LOCK_NAME).read_text()).command == "curate run (outer)"
+        # Still held after the inner block: another process is refused.
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(run_dir)], capture_output=True, text=True
+        )
+        assert probe.stdout.strip() == "busy"
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(run_dir)], capture_output=True, text=True
+    )
+    assert probe.stdout.strip() == "free"
+
+
+_PROBE = """
+import sys
+from pipeline.run_lock import RunDirBusy, run_dir_lock
+try:
+    with run_dir_lock(sys.argv[1], "probe"):
+        print("free")
+except RunDirBusy:
+    print("busy")
+"""
 
 
 def test_only_rank_0_of_a_torchrun_train_takes_the_lock(tmp_path, monkeypatch):
@@ -100,13 +143,17 @@ def test_only_rank_0_of_a_torchrun_train_takes_the_lock(tmp_path, monkeypatch):
     args = build_parser().parse_args(
         ["train", "--shards", str(tmp_path / "shards"), "--output", str(tmp_path / "out")]
     )
-    with run_dir_lock(tmp_path / "out", "curate train (rank 0)"):
+    holder = _holder_process(tmp_path / "out")  # rank 0, in its own process
+    try:
         monkeypatch.setenv("RANK", "1")
         with _writer_lock(args, None):
             pass
         monkeypatch.setenv("RANK", "0")
         with pytest.raises(RunDirBusy), _writer_lock(args, None):
             pass
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_killed_holders_lock_is_broken_by_the_next_run(spark, tmp_path, tiny_input, caplog):
@@ -163,11 +210,11 @@ def test_object_storage_lock_is_a_conditional_put(s3, caplog):
     key = f"{run_dir.removeprefix('s3://')}/{LOCK_NAME}"
     with run_dir_lock(run_dir, "curate dedup"):
         assert Holder.parse(fs.cat_file(key).decode()).pid == os.getpid()
-        with (
-            pytest.raises(RunDirBusy, match=rf"in use by pid {os.getpid()} on host .*curate dedup"),
-            run_dir_lock(run_dir, "curate select"),
-        ):
-            pass
+        # A second writer (the lock object itself: run_dir_lock is re-entrant in-process).
+        second = _ObjectLock(as_path(run_dir), "curate select")
+        busy = rf"in use by pid {os.getpid()} on host .*curate dedup"
+        with pytest.raises(RunDirBusy, match=busy):
+            second.acquire()
     assert not fs.exists(key)  # released
 
     # A holder on another host, not renewed for longer than the lease: stale, broken.

@@ -103,11 +103,11 @@ def run_img2dataset(
     allowed_networks: tuple[str, ...] = (),
 ) -> None:
     """Download every row of `url_list` (a parquet file, or a folder whose `*.parquet` files
-        img2dataset reads in name order) into webdataset shards under `output_dir`; either may be a
+    img2dataset reads in name order) into webdataset shards under `output_dir`; either may be a
     URL: img2dataset reads and writes through fsspec.
 
-            img2dataset's incremental mode skips shards whose `_stats.json` exists, so a killed run
-            resumes without re-downloading finished shards.
+    img2dataset's incremental mode skips shards whose `_stats.json` exists, so a killed run
+    resumes without re-downloading finished shards.
     """
     # Second line of defence for formats Pillow cannot parse: spawned workers import OpenCV
     # fresh, and OpenCV reads this bound when it loads.

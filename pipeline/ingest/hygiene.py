@@ -1,4 +1,5 @@
-"""Row hygiene over an Arrow batch: normalise url and caption, assign uid, apply the URL policy.
+"""Row hygiene over an Arrow batch: normalise url and caption, assign uid, apply the URL policy
+and the URL and domain blocklists (pipeline/ingest/blocklists.py).
 
 The first failing rule gives the row its reason code; the row is kept in the batch (never mutated
 or removed here) so the stage can account for it in the ledger.
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from pipeline.ingest.blocklists import blocked, load_blocklists
 from pipeline.ingest.json_safe import json_safe_schema, to_json_safe
 from pipeline.ingest.normalize import (
     make_uid,
@@ -55,6 +57,8 @@ def apply_hygiene(
     `tokens` (unigrams and bigrams, for the rare-token rule) is filled only when `with_tokens`,
     and only for captions whose length passes ALIGN's 3-20 unigram rule.
     """
+    # Parsed once per process (and list content); the detail never echoes a blocked URL.
+    lists = load_blocklists(cfg.blocklists) if cfg.blocklists else ()
     urls = batch.column(RAW_URL).to_pylist()
     captions = batch.column(RAW_CAPTION).to_pylist()
     names = batch.schema.names
@@ -65,6 +69,8 @@ def apply_hygiene(
     for raw_url, raw_caption, raw_uid in zip(urls, captions, uids_in, strict=True):
         verdict = normalize_url(raw_url, cfg.max_url_length, allowed_networks)
         reason, detail = verdict.reason, verdict.detail
+        if reason is None and lists:
+            reason, detail = blocked(verdict.url, lists) or (None, None)
         caption = ""
         if raw_caption is not None and len(raw_caption) > 4 * cfg.max_caption_chars:
             # Hostile sizes: do not spend normalisation work on a 100 kB caption.

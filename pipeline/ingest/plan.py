@@ -31,7 +31,7 @@ from pipeline.net_policy import NetworkConfig
 from pipeline.spark.arrow import map_batches
 from pipeline.spark.decisions import Decisions
 from pipeline.storage import as_path, is_url, spark_url
-from schemas.reasons import check
+from schemas.reasons import COUNTS_ONLY, check
 
 log = logging.getLogger(__name__)
 DUPLICATE_PAIR = check("ingest.duplicate_pair")
@@ -121,6 +121,19 @@ _RAW_AND_SOURCE = {
     hygiene.SOURCE_FILE,
     hygiene.SOURCE_ROW,
 }
+
+
+def dropped_input_columns(extra: pa.Schema) -> list[Column]:
+    """The columns of dropped_inputs/ (schemas.tables.DROPPED_INPUT, then the carried ones):
+    a blocklisted pair (a counts-only reason) keeps its uid and reason, its URL and caption
+    null."""
+    listed = F.col("reason").isin(sorted(COUNTS_ONLY))
+    return [
+        F.col("uid"),
+        F.col("reason"),
+        *(F.when(listed, F.lit(None)).otherwise(F.col(c)).alias(c) for c in ("url", "caption")),
+        *(F.col(name) for name in extra.names),
+    ]
 
 
 def _mark(df: DataFrame, condition, reason: str, detail) -> DataFrame:

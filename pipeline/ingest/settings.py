@@ -18,6 +18,10 @@ class IngestConfig:
     caption_col: str = ""
     uid_col: str = ""
     max_url_length: int = 2048
+    # Lists of URLs (or their MD5 / SHA-256), and of domains (each with its subdomains) whose
+    # pairs are dropped before any fetch: files or URLs, one entry per line, several at once
+    # (pipeline/ingest/blocklists.py). Their contents' digests are part of ingest's fingerprint.
+    blocklists: tuple[str, ...] = ()
     # Hostile-row guard, far above ALIGN's 20 words: bounds work before tokenising.
     max_caption_chars: int = 2000
     # LAION-400M drops alt-texts under 5 characters; DataComp basic keeps more than 5 (set 6).

@@ -8,17 +8,20 @@ import logging
 from pipeline.config import Config, dump_yaml
 from pipeline.files import write_text_atomically
 from pipeline.ingest import plan
+from pipeline.ingest.blocklists import load_blocklists
 from pipeline.ingest.input_check import check_input
 from pipeline.ingest.langid import resolve_model_path
 from pipeline.runner import StageContext, StageResult
-from schemas.tables import CANDIDATE_CORE, DROPPED_INPUT
+from schemas.tables import CANDIDATE_CORE
 
 log = logging.getLogger(__name__)
 
 
 def preflight(config: Config, input_path: str | None) -> None:
-    """What ingest needs before any work: a readable input and the language-ID model."""
+    """What ingest needs before any work: a readable input, the language-ID model and readable,
+    well-formed blocklists."""
     resolve_model_path(config.ingest.langid_model)
+    load_blocklists(config.ingest.blocklists)
     if input_path is not None:
         # Every file's footer, before the JVM starts and before the run directory is touched.
         check_input(str(input_path), config.ingest)
@@ -33,5 +36,5 @@ def run(ctx: StageContext) -> StageResult:
     decisions = plan.decide({"input": df}, ctx.config)
     columns = [*CANDIDATE_CORE.names, *extra.names]
     # The dropped pairs as read, for the report: the ledger keeps only uid, reason and detail.
-    dropped = (ctx.run.dropped_inputs, [*DROPPED_INPUT.names, *extra.names])
+    dropped = (ctx.run.dropped_inputs, plan.dropped_input_columns(extra))
     return ctx.write_decisions(decisions, columns, figures={"input": input_path}, dropped=dropped)

@@ -26,7 +26,7 @@ from pipeline.report.html_page import Sample, esc, grid, plot, table
 from pipeline.report.run_tables import RunTables
 from pipeline.report.thumbnails import png_uri, read_image_bytes, thumbnail_uri
 from pipeline.storage import arrow_filesystem
-from schemas.reasons import REASONS, check
+from schemas.reasons import COUNTS_ONLY, REASONS, check
 
 log = logging.getLogger(__name__)
 
@@ -359,8 +359,15 @@ def dropped_section(tables: RunTables, look: Lookup) -> Section:
         if len(by_reason[reason]) < SAMPLES_PER_REASON:
             by_reason[reason].append((uid, detail))
     parts = []
+    counts = Counter(ledger.column("reason").to_pylist())
     for reason in sorted(by_reason):
         meaning = REASONS[reason].description if reason in REASONS else ""
+        if reason in COUNTS_ONLY:  # a blocklist's drops: never a URL, caption or picture
+            parts.append(
+                f"<h3>{esc(reason)}</h3><p class='note'>{esc(meaning)}</p>"
+                f"<p>{counts[reason]:,} pairs (counts only: blocklisted pairs are not shown)</p>"
+            )
+            continue
         cells = [
             _sample(tables, look, uid, str(detail) if detail else "")
             for uid, detail in by_reason[reason]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.faults import kill_point
@@ -51,7 +51,7 @@ def write_decisions(
     output: StoragePath,
     kept_columns: Sequence[str],
     sort_by: str = "uid",
-    dropped: tuple[StoragePath, Sequence[str]] | None = None,
+    dropped: tuple[StoragePath, Sequence[str | Column]] | None = None,
 ) -> Written:
     """Materialise `decisions` once, then write kept rows to `output` and dropped rows to the
     stage's ledger, both sorted by `sort_by` (so reruns write the same files); `dropped`

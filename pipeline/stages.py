@@ -155,6 +155,8 @@ STAGES: tuple[Stage, ...] = (
             "clip.top_fraction",
             "select.top_fraction_rule",
             "select.top_fraction_denominator",
+            "select.min",
+            "select.max",
             "ingest.preset",
             "entry_match",
         ),

@@ -163,6 +163,18 @@ _ALL = [
         "centroid of no reference image",
     ),
     Reason("select.no_embedding", "the image-based rule ran but the sample has no image embedding"),
+    Reason(
+        "select.score_below",
+        "score_bounds rule: a score column below its select.min bound (score_aesthetic >= 5)",
+    ),
+    Reason(
+        "select.score_above",
+        "score_bounds rule: a score column above its select.max bound (score_nsfw <= 0.5)",
+    ),
+    Reason(
+        "select.no_score",
+        "score_bounds rule: the sample has no finite value in a bounded score column",
+    ),
     # balance
     Reason(
         "balance.head_entry",

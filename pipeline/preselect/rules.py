@@ -65,7 +65,21 @@ def _fmt(value: float) -> str:
 def decide(batch: pa.RecordBatch, bounds: PoolBounds) -> tuple[pa.Array, pa.Array]:
     """Reason and detail of every row (null = kept): the first failed check names it, in the
     order CLIP cut, lower bounds, upper bounds; a null, NaN or infinite score fails its check
-    (no_pool_score: DataComp's apply_filter drops NaN rows, which `score < bound` would keep).
+    (no_pool_score: DataComp's apply_filter drops NaN rows, which `score < bound` would keep)."""
+    checks = (
+        ([(bounds.clip[0], bounds.clip[1], "min", CLIP_SCORE)] if bounds.clip else [])
+        + [(c, v, "min", BELOW) for c, v in bounds.lower]
+        + [(c, v, "max", ABOVE) for c, v in bounds.upper]
+    )
+    return check_bounds(batch, checks, NO_POOL_SCORE)
+
+
+def check_bounds(
+    batch: pa.RecordBatch, checks: list[tuple[str, float, str, str]], missing_code: str
+) -> tuple[pa.Array, pa.Array]:
+    """Reason and detail of every row (null = kept) under `checks`, (column, bound, "min" or
+    "max", reason code) in order: the first failed check names it, a null, NaN or infinite
+    score being `missing_code` ("COL is null or NaN" / "COL is infinite").
 
     A float32 column is compared with the bound cast to float32, as DataComp's reference does
     (numpy compares a float32 array with a Python float in float32): 0.22 as float32 is
@@ -73,11 +87,6 @@ def decide(batch: pa.RecordBatch, bounds: PoolBounds) -> tuple[pa.Array, pa.Arra
     n = batch.num_rows
     reasons: list[str | None] = [None] * n
     details: list[str | None] = [None] * n
-    checks = (
-        ([(bounds.clip[0], bounds.clip[1], "min", CLIP_SCORE)] if bounds.clip else [])
-        + [(c, v, "min", BELOW) for c, v in bounds.lower]
-        + [(c, v, "max", ABOVE) for c, v in bounds.upper]
-    )
     for column, bound, kind, code in checks:
         filled, limit = scores_in_own_precision(batch.column(column), bound)
         missing = ~np.isfinite(filled)
@@ -89,7 +98,7 @@ def decide(batch: pa.RecordBatch, bounds: PoolBounds) -> tuple[pa.Array, pa.Arra
                 continue
             if missing[row]:
                 what = "null or NaN" if np.isnan(filled[row]) else "infinite"
-                reasons[row], details[row] = NO_POOL_SCORE, f"{column} is {what}"
+                reasons[row], details[row] = missing_code, f"{column} is {what}"
             else:
                 reasons[row] = code
                 details[row] = f"{column} {_fmt(filled[row])} {sign} {_fmt(bound)}"

@@ -28,13 +28,16 @@ from schemas.tables import SELECTION
 def pool_with_columns(
     dedup: DataFrame, annotations: DataFrame, columns: set[str], candidates: DataFrame | None = None
 ) -> DataFrame:
-    """The samples dedup kept, with the annotation columns the rules read and, when a rule reads
-    it, the caption from the candidates (null when absent)."""
+    """The samples dedup kept, with the annotation columns the rules read and, from the
+    candidates, the caption and input columns they read (null when absent everywhere)."""
     present = [c for c in sorted(columns) if c in annotations.columns]
     pool = dedup.select("uid").join(annotations.select("uid", *present), "uid", "left")
-    if "caption" in columns and "caption" not in present and candidates is not None:
-        pool = pool.join(candidates.select("uid", "caption"), "uid", "left")
-        present.append("caption")
+    # The caption, and score columns the input carried (LAION's punsafe), from the candidates.
+    wanted = sorted(columns - set(present) - {"uid"})
+    from_candidates = [c for c in wanted if candidates is not None and c in candidates.columns]
+    if from_candidates:
+        pool = pool.join(candidates.select("uid", *from_candidates), "uid", "left")
+        present += from_candidates
     for missing in sorted(columns - set(present)):
         pool = pool.withColumn(missing, F.lit(None).cast("float"))
     return pool
@@ -83,10 +86,11 @@ def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
     rules that read the caption, `inputs["candidates"]` -> every pooled sample once (`reason`
     null = selected), and what each rule did."""
     dedup, annotations = inputs["dedup"], inputs["annotations"]
-    rules = [get_rule(name) for name in config.select.rules]
-    needed = {"clip_score"} | {c for r in rules for c in r.columns}
-    pool = pool_with_columns(dedup, annotations, needed, inputs.get("candidates")).cache()
-    available = set(annotations.columns) | ({"caption"} if "candidates" in inputs else set())
+    rules = [get_rule(name) for name in config.select.effective_rules]
+    needed = {"clip_score"} | {c for r in rules for c in r.needed(config)}
+    candidates = inputs.get("candidates")
+    pool = pool_with_columns(dedup, annotations, needed, candidates).cache()
+    available = set(annotations.columns) | set(candidates.columns if candidates is not None else ())
     spark_pool = SparkPool(pool)
     applied: list[tuple[Rule, dict[str, Any]]] = []
     figures: dict[str, Any] = {"rules": {}}

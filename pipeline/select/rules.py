@@ -9,8 +9,10 @@ The rules (DataComp, Gadre et al. 2023, section 3.4 and its baselines):
   caption word whose first WordNet sense is an ImageNet-21k synset.
 - image_based: the image's nearest k-means centroid is the nearest centroid of a reference image
   (DataComp: ImageNet-1k training images); [clip_score, image_based] is DataComp's intersection.
+- score_bounds: select.min and select.max on any score column (an aesthetic or NSFW score, a
+  pool's punsafe): scores stay columns, thresholds come here (NeMo Curator's and LAION's way).
 
-Adding a filter (aesthetic, NSFW) is one `Rule` here.
+Adding a filter of another kind is one `Rule` here.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from pipeline.dedup.semantic.kernels import (
     to_matrix,
 )
 from pipeline.entry_match import entry_match_mode, matcher_for, read_entry_list
-from pipeline.preselect.rules import scores_in_own_precision
+from pipeline.errors import ConfigError
+from pipeline.preselect.rules import check_bounds, scores_in_own_precision
 from pipeline.select.reference import reference_clusters
-from pipeline.select.settings import top_fraction_rule
+from pipeline.select.settings import SCORE_BOUNDS, top_fraction_rule
 from pipeline.select.top_fraction import Cut
 from pipeline.select.wordnet_senses import TABLE, load_table, synset_matcher
 from schemas.reasons import check
@@ -73,6 +76,12 @@ class Rule:
     columns: tuple[str, ...]
     params: Callable[[Config, set[str], Pool], RuleParams]
     decide: Callable[[pa.RecordBatch, dict[str, Any]], tuple[pa.Array, pa.Array]]
+    # Columns named by the config rather than by the rule (score_bounds: its bounded columns).
+    columns_of: Callable[[Config], tuple[str, ...]] | None = None
+
+    def needed(self, config: Config) -> tuple[str, ...]:
+        """The pool columns this rule reads under `config`."""
+        return (*self.columns, *(self.columns_of(config) if self.columns_of else ()))
 
 
 CLIP_SCORE = check("select.clip_score")
@@ -246,6 +255,36 @@ def _image_decide(batch: pa.RecordBatch, params: dict[str, Any]) -> tuple[pa.Arr
     return pa.array(reasons, pa.string()), pa.array(details, pa.string())
 
 
+SCORE_BELOW = check("select.score_below")
+SCORE_ABOVE = check("select.score_above")
+NO_SCORE = check("select.no_score")
+
+
+def _bounded_columns(config: Config) -> tuple[str, ...]:
+    return tuple(sorted({*config.select.min, *config.select.max}))
+
+
+def _bounds_params(config: Config, columns: set[str], pool: Pool) -> RuleParams:
+    """select.min and select.max as (column, bound, kind, code) checks; a bounded column that
+    is neither an annotation nor a candidate column is a config error."""
+    lower, upper = config.select.bounds()
+    if not lower and not upper:
+        return RuleParams(None, {"applied": False, "why": "select.min and select.max are empty"})
+    missing = [c for c in _bounded_columns(config) if c not in columns]
+    if missing:
+        raise ConfigError(
+            f"config select.min/max: no column {missing[0]!r} in the annotations or candidates"
+            f" (score columns: {', '.join(sorted(c for c in columns if 'score' in c)) or 'none'})"
+        )
+    checks = [(c, v, "min", SCORE_BELOW) for c, v in sorted(lower.items())]
+    checks += [(c, v, "max", SCORE_ABOVE) for c, v in sorted(upper.items())]
+    return RuleParams({"checks": checks}, {"applied": True, "min": lower, "max": upper})
+
+
+def _bounds_decide(batch: pa.RecordBatch, params: dict[str, Any]) -> tuple[pa.Array, pa.Array]:
+    return check_bounds(batch, params["checks"], NO_SCORE)
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         name="clip_score",
@@ -267,6 +306,14 @@ RULES: tuple[Rule, ...] = (
         columns=("image_embedding",),
         params=_image_params,
         decide=_image_decide,
+    ),
+    Rule(
+        name=SCORE_BOUNDS,
+        reasons=(SCORE_BELOW, SCORE_ABOVE, NO_SCORE),
+        columns=(),
+        params=_bounds_params,
+        decide=_bounds_decide,
+        columns_of=_bounded_columns,
     ),
 )
 RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)

@@ -3,6 +3,7 @@ rules, and how a top fraction becomes a threshold (with `select.pool`, preselect
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,8 @@ class ImageBasedConfig:
 
 
 TOP_FRACTION_RULES = ("reference", "interpolated")
+# The rule of select.min and select.max (pipeline/select/rules.py).
+SCORE_BOUNDS = "score_bounds"
 TOP_FRACTION_DENOMINATORS = ("all", "scored")
 
 
@@ -89,6 +92,27 @@ class SelectConfig:
     # N of the fraction: all (every row, null and NaN scores included, as DataComp counts) or
     # scored (the rows with a score). auto: all under ingest.preset datacomp, else scored.
     top_fraction_denominator: str = "auto"
+    # Bounds on any score column of the pool, as NeMo Curator and LAION keep scores as columns
+    # and threshold them later: an annotation column (annotate's heads) or one the input carried
+    # (LAION's punsafe). A sample is kept when column >= min and column <= max; one without a
+    # finite score is select.no_score. Read by the score_bounds rule, which runs at its place in
+    # `rules`, or after every listed rule when it is not listed.
+    min: Mapping[str, str] = field(default_factory=dict)
+    max: Mapping[str, str] = field(default_factory=dict)
+
+    def bounds(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(min, max) as floats (validate checks they parse)."""
+        return (
+            {c: float(v) for c, v in self.min.items()},
+            {c: float(v) for c, v in self.max.items()},
+        )
+
+    @property
+    def effective_rules(self) -> tuple[str, ...]:
+        """`rules`, with score_bounds appended when bounds are set and it is not listed."""
+        if (self.min or self.max) and SCORE_BOUNDS not in self.rules:
+            return (*self.rules, SCORE_BOUNDS)
+        return self.rules
 
     def validate(self) -> None:
         # The names are checked against the rule list by the select stage's preflight.
@@ -104,6 +128,14 @@ class SelectConfig:
                 "config select.top_fraction_denominator: expected auto, "
                 f"{' or '.join(TOP_FRACTION_DENOMINATORS)}, got {self.top_fraction_denominator!r}"
             )
+        for name, bounds in (("min", self.min), ("max", self.max)):
+            for column, value in bounds.items():
+                try:
+                    float(value)
+                except ValueError:
+                    raise ConfigError(
+                        f"config select.{name}.{column}: expected a number, got {value!r}"
+                    ) from None
         self.text_based.validate()
         self.image_based.validate()
         self.pool.validate()

@@ -136,6 +136,7 @@ STAGES: tuple[Stage, ...] = (
         settings=("dedup",),
         # A run that converges gives the same components whatever the round limit.
         ignore=("dedup.max_iterations", "dedup.semantic.block_rows"),
+        files=("dedup.blocklists",),
         preflight="pipeline.dedup.stage:preflight",
     ),
     Stage(

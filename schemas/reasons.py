@@ -128,6 +128,12 @@ _ALL = [
         "within cosine 1 - dedup.semantic.eps of one",
     ),
     Reason(
+        "dedup.blocked_image",
+        "the image's SHA-256 (of the bytes as served), or a pHash within dedup.blocklist_distance"
+        " bits of its own, is in a list of dedup.blocklists (the detail names the list)",
+        counts_only=True,
+    ),
+    Reason(
         "dedup.semantic_duplicate",
         "CLIP image embedding within cosine 1 - dedup.semantic.eps of another sample of its "
         "group (SemDeDup); detail: the kept uid and the cosine to it",

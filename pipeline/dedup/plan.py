@@ -4,6 +4,7 @@ representative per cluster."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from pyspark.sql.types import StringType
 
 from pipeline.config import Config
 from pipeline.dedup.bands import FULL, IndexPlan, Layout, group_cost, plan_index
+from pipeline.dedup.blocklists import ImageBlocklist
 from pipeline.dedup.exclude import load_exclusion_hashes
 from pipeline.dedup.semantic.kernels import to_matrix
 from pipeline.dedup.semantic.plan import semantic_decisions
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 EXACT = check("dedup.exact_duplicate")
 NEAR = check("dedup.near_duplicate")
 EVAL = check("dedup.eval_overlap")
+BLOCKED = check("dedup.blocked_image")
 
 
 def _signed(mask: int) -> int:
@@ -264,18 +267,98 @@ def dedup_decisions(
     annotations: DataFrame,
     eval_hashes: Sequence[int] | DataFrame,
     cfg: DedupConfig,
+    blocked: DataFrame | None = None,
 ) -> tuple[DataFrame, dict]:
     """Every annotated sample once, with `reason` null if kept; plus figures for stats.json.
 
     `eval_hashes`: the decontamination set, a list of signed hashes or (at scale) a DataFrame
-    with a `node` column, as `exclusion_hashes` reads it. The steps: decontamination first (a
+    with a `node` column, as `exclusion_hashes` reads it; `blocked`: the image blocklists'
+    entries (`blocklist_frames`). The steps: blocklisted images out, then decontamination (a
     sample near an evaluation image goes, whatever its cluster), then the near-duplicate
     components of the rest, then one sample kept per cluster."""
     figures: dict = {"max_distance": cfg.max_distance}
-    marked = _mark_eval_overlap(spark, _hashed_samples(annotations, cfg), eval_hashes, cfg, figures)
+    samples, listed = _drop_blocked(_hashed_samples(annotations, cfg), blocked, cfg, figures)
+    marked = _mark_eval_overlap(spark, samples, eval_hashes, cfg, figures)
     clean = marked.filter(F.col("eval_phash").isNull())
     components = _near_duplicate_components(clean, cfg, figures)
-    return _keep_one_per_cluster(clean, components, cfg).unionByName(_eval_drops(marked)), figures
+    decided = _keep_one_per_cluster(clean, components, cfg).unionByName(_eval_drops(marked))
+    return (decided if listed is None else decided.unionByName(listed)), figures
+
+
+def blocklist_frames(spark: SparkSession, lists: Sequence[ImageBlocklist]) -> DataFrame | None:
+    """The entries of `dedup.blocklists` as one small DataFrame (kind, sha256, node, list);
+    None when there are none."""
+    rows = [
+        (kind, sha, node, blocklist.name)
+        for blocklist in lists
+        for kind, sha, node in (
+            *(("sha256", sha, None) for sha in sorted(blocklist.sha256)),
+            *(("phash", None, node) for node in sorted(blocklist.phash)),
+        )
+    ]
+    if not rows:
+        return None
+    kinds, shas, nodes, names = (list(c) for c in zip(*rows, strict=True))
+    table = pa.table(
+        {
+            "kind": pa.array(kinds, pa.string()),
+            "sha256": pa.array(shas, pa.string()),
+            "node": pa.array(nodes, pa.int64()),
+            "list": pa.array(names, pa.string()),
+        }
+    )
+    return spark.createDataFrame(table)
+
+
+def _drop_blocked(
+    samples: DataFrame, blocked: DataFrame | None, cfg: DedupConfig, figures: dict
+) -> tuple[DataFrame, DataFrame | None]:
+    """(the samples no blocklist names, the decisions of those it does: dedup.blocked_image
+    with the list's name and the kind of match as the detail, each sample its own cluster).
+    A SHA-256 entry matches the served bytes exactly, a pHash entry every image within
+    dedup.blocklist_distance bits (the index of near_pairs, at that radius)."""
+    if blocked is None:
+        return samples, None
+    blocked = blocked.localCheckpoint()
+    by_sha = (
+        samples.join(F.broadcast(blocked.filter(F.col("kind") == "sha256")), "sha256")
+        .groupBy("uid")
+        .agg(F.min("list").alias("list"))
+        .withColumn("how", F.lit("sha256"))
+    )
+    listed_nodes = blocked.filter(F.col("kind") == "phash").select("node", "list")
+    nodes = samples.select(F.col("phash").alias("node")).distinct()
+    radius = dataclasses.replace(cfg, max_distance=cfg.blocklist_distance)
+    near, near_figures = near_pairs(nodes, listed_nodes, radius)
+    exact = nodes.join(listed_nodes, "node").select(
+        F.col("node").alias("a"), F.col("node").alias("b")
+    )
+    matched = (
+        near.select("a", "b")
+        .union(exact)
+        .join(listed_nodes.withColumnRenamed("node", "b"), "b")
+        .groupBy(F.col("a").alias("phash"))
+        .agg(F.min("list").alias("list"))
+    )
+    by_phash = (
+        samples.join(matched, "phash")
+        .groupBy("uid")
+        .agg(F.min("list").alias("list"))
+        .withColumn("how", F.lit("phash"))
+    )
+    # A sample listed both ways is named by its SHA-256 entry.
+    hits = by_sha.unionByName(by_phash.join(by_sha.select("uid"), "uid", "left_anti"))
+    hits = hits.localCheckpoint()
+    figures["blocklist_index"] = near_figures
+    figures["blocklisted"] = hits.count()
+    listed = samples.join(hits, "uid").select(
+        "uid",
+        F.col("phash").alias("cluster"),
+        F.lit(1).cast("long").alias("cluster_size"),
+        F.lit(BLOCKED).alias("reason"),
+        F.format_string("list %s (%s)", F.col("list"), F.col("how")).alias("detail"),
+    )
+    return samples.join(hits.select("uid"), "uid", "left_anti"), listed
 
 
 def _hashed_samples(annotations: DataFrame, cfg: DedupConfig) -> DataFrame:
@@ -435,7 +518,8 @@ def _with_semantic_pass(
 
 def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
     """The stage's plan: `inputs["annotations"]` (and `inputs["exclude"]`, the evaluation hashes
-    as a `node` column, when dedup.exclude is set; `inputs["exclude_embeddings"]`, their CLIP
+    as a `node` column, when dedup.exclude is set; `inputs["blocked"]`, the image blocklists'
+    entries from `blocklist_frames`, when dedup.blocklists is set; `inputs["exclude_embeddings"]`, their CLIP
     image embeddings as (name, image_embedding), when CLIP runs) -> every sample once, `reason`
     null if kept.
 
@@ -446,7 +530,11 @@ def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
     exclude = inputs.get("exclude")
     cfg = config.dedup
     frame, figures = dedup_decisions(
-        annotations.sparkSession, annotations, exclude if exclude is not None else [], cfg
+        annotations.sparkSession,
+        annotations,
+        exclude if exclude is not None else [],
+        cfg,
+        inputs.get("blocked"),
     )
     if cfg.semantic.enabled and "image_embedding" in annotations.columns:
         frame = frame.localCheckpoint()

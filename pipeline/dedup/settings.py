@@ -99,6 +99,13 @@ class DedupConfig:
     # Evaluation images (a folder of images) or their hashes (parquet with a `phash` column):
     # samples within max_distance of one of them are dropped as dedup.eval_overlap.
     exclude: str = ""
+    # Image hash lists (pipeline/dedup/blocklists.py): files or URLs, one `sha256:<hex>` (of the
+    # bytes as served) or `phash:<hex>` entry a line; listed pictures are dropped as
+    # dedup.blocked_image before anything reaches the shards. Their digests are in the fingerprint.
+    blocklists: tuple[str, ...] = ()
+    # A pHash entry matches images within this many bits: re-encodes and resizes land within 4,
+    # 1-2 % crops within 6 (as max_distance).
+    blocklist_distance: int = 6
     # The most distinct hashes one shuffle bucket of the index may hold (a task holds a bucket
     # whole in memory, ~50 bytes a hash). Larger buckets (a degenerate hash family) are split
     # further in the shuffle, never skipped; stats.json counts them (oversized_buckets).
@@ -107,6 +114,10 @@ class DedupConfig:
     semantic: SemanticDedupConfig = field(default_factory=SemanticDedupConfig)
 
     def validate(self) -> None:
+        if not 0 <= self.blocklist_distance <= 31:
+            raise ConfigError(
+                f"config dedup.blocklist_distance: expected 0 to 31 bits, got {self.blocklist_distance}"
+            )
         if not 0 <= self.max_distance <= 31:
             raise ConfigError(
                 f"config dedup.max_distance: expected 0 to 31 bits, got {self.max_distance}"

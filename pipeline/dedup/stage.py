@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.dedup.plan import decide, exclusion_hashes
+from pipeline.dedup.blocklists import load_image_blocklists
+from pipeline.dedup.plan import blocklist_frames, decide, exclusion_hashes
 from pipeline.dedup.semantic.eval_set import eval_embeddings
 from pipeline.errors import InputError
 from pipeline.runner import StageContext, StageResult
@@ -16,7 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def preflight(config: Config, input_path: str | None = None) -> None:
-    """The evaluation images of dedup.exclude must be there before a run starts."""
+    """The evaluation images of dedup.exclude, and readable, well-formed image blocklists, before
+    a run starts."""
+    load_image_blocklists(config.dedup.blocklists)
     exclude = config.dedup.exclude
     if exclude and not Path(exclude).exists() and "://" not in exclude:
         raise InputError(f"config dedup.exclude: {exclude} does not exist")
@@ -37,6 +40,11 @@ def run(ctx: StageContext) -> StageResult:
             embedded = eval_embeddings(config.dedup.exclude, config.clip)
             if embedded is not None:
                 inputs["exclude_embeddings"] = ctx.spark.createDataFrame(embedded)
+    if config.dedup.blocklists:
+        lists = load_image_blocklists(config.dedup.blocklists)
+        blocked = blocklist_frames(ctx.spark, lists)
+        if blocked is not None:
+            inputs["blocked"] = blocked
     decisions = decide(inputs, config)
     # Rows in counted apart from the decisions: a sample the plan lost breaks the identity.
     return ctx.write_decisions(decisions, DEDUP.names, rows_in=annotations.count())

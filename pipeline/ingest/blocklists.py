@@ -13,8 +13,9 @@ starting with "#" are skipped. An entry is one of:
 
 A blocked row is dropped as `ingest.blocked_url` or `ingest.blocked_domain` with the list's file
 name (and the kind of match) as its detail: never the URL or the domain, which are not echoed
-into the ledger's detail, the logs or the report. Each process parses a list once per content
-digest and keeps its entries as sets (about 100 bytes an entry).
+into the ledger's detail, the logs or the report. The driver pins each list to its content's
+digest; each executor process parses it once per digest and keeps its entries as sets (about
+170 bytes an entry: `make bench-blocklists`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from pipeline.errors import InputError
 from pipeline.ingest.normalize import normalize_url
@@ -104,45 +104,90 @@ def list_name(path: str) -> str:
 @functools.cache
 def _cached(path: str, digest: str) -> Blocklist:
     text = read_list_text(path)
+    if hashlib.sha256(text.encode()).hexdigest() != digest:
+        raise InputError(f"blocklist {path}: changed while the run was reading it")
     return parse_blocklist(list_name(path), text)
 
 
-def load_blocklists(paths: Sequence[str]) -> tuple[Blocklist, ...]:
-    """Every list of `ingest.blocklists`, parsed once per process and content."""
-    loaded = []
-    for path in paths:
-        text = read_list_text(path)
-        loaded.append(_cached(path, hashlib.sha256(text.encode()).hexdigest()))
-    return tuple(loaded)
+def pin_blocklists(paths: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(path, sha256 of its content) of each list, read on the driver: the executors load each
+    list once per process and content (`load_pinned`), never once a batch."""
+    return tuple((p, hashlib.sha256(read_list_text(p).encode()).hexdigest()) for p in paths)
 
 
-def _parents(host: str) -> list[str]:
-    """host and each of its parent domains: a.b.example.com, b.example.com, example.com, com."""
-    parts = host.split(".")
-    return [".".join(parts[i:]) for i in range(len(parts))]
+@functools.cache
+def load_pinned(pinned: tuple[tuple[str, str], ...]) -> BlockIndex:
+    """The lists `pin_blocklists` named, parsed and merged once per process (each checked
+    against its digest: a list edited during the run is an error, not a silent mix)."""
+    return merge([_cached(path, digest) for path, digest in pinned])
 
 
-def blocked(url: str, lists: Sequence[Blocklist]) -> tuple[str, str] | None:
-    """(reason, detail) for a normalised URL that a list blocks, else None. The detail names the
-    list and the kind of match, never the URL."""
-    if not lists:
-        return None
-    encoded = url.encode("utf-8")
-    md5 = sha256 = None
-    host = None
+def load_blocklists(paths: Sequence[str]) -> BlockIndex:
+    """Every list of `ingest.blocklists`, parsed and merged (the preflight's check, and tests)."""
+    return load_pinned(pin_blocklists(paths))
+
+
+@dataclass(frozen=True)
+class BlockIndex:
+    """Every list merged into one lookup per kind (entry -> the first list naming it), so a row
+    costs one set lookup per kind whatever the number of lists."""
+
+    urls: dict[str, str]
+    md5: dict[bytes, str]
+    sha256: dict[bytes, str]
+    domains: dict[str, str]
+
+    def __bool__(self) -> bool:
+        return bool(self.urls or self.md5 or self.sha256 or self.domains)
+
+
+def merge(lists: Sequence[Blocklist]) -> BlockIndex:
+    index = BlockIndex({}, {}, {}, {})
     for blocklist in lists:
-        if url in blocklist.urls:
-            return BLOCKED_URL, f"list {blocklist.name} (url)"
-        if blocklist.md5:
-            md5 = md5 or hashlib.md5(encoded, usedforsecurity=False).digest()
-            if md5 in blocklist.md5:
-                return BLOCKED_URL, f"list {blocklist.name} (md5)"
-        if blocklist.sha256:
-            sha256 = sha256 or hashlib.sha256(encoded).digest()
-            if sha256 in blocklist.sha256:
-                return BLOCKED_URL, f"list {blocklist.name} (sha256)"
-        if blocklist.domains:
-            host = host if host is not None else (urlsplit(url).hostname or "")
-            if any(parent in blocklist.domains for parent in _parents(host)):
-                return BLOCKED_DOMAIN, f"list {blocklist.name} (domain)"
+        for target, entries in (
+            (index.urls, blocklist.urls),
+            (index.md5, blocklist.md5),
+            (index.sha256, blocklist.sha256),
+            (index.domains, blocklist.domains),
+        ):
+            for entry in entries:
+                target.setdefault(entry, blocklist.name)  # type: ignore[attr-defined]
+    return index
+
+
+def _host(url: str) -> str:
+    """The host of a normalised URL (scheme://[userinfo@]host[:port]/...), without urlsplit's
+    cost: normalize_url has validated and lower-cased it already."""
+    authority = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    if authority.startswith("["):
+        return authority[1 : authority.find("]")]
+    return authority.rsplit(":", 1)[0] if ":" in authority else authority
+
+
+def blocked(url: str, index: BlockIndex) -> tuple[str, str] | None:
+    """(reason, detail) for a normalised URL that a list blocks, else None: the URL itself, its
+    MD5, its SHA-256, then its host and each domain above it. The detail names the list and the
+    kind of match, never the URL."""
+    if not index:
+        return None
+    name = index.urls.get(url)
+    if name is not None:
+        return BLOCKED_URL, f"list {name} (url)"
+    if index.md5 or index.sha256:
+        encoded = url.encode("utf-8")
+        if index.md5:
+            name = index.md5.get(hashlib.md5(encoded, usedforsecurity=False).digest())
+            if name is not None:
+                return BLOCKED_URL, f"list {name} (md5)"
+        if index.sha256:
+            name = index.sha256.get(hashlib.sha256(encoded).digest())
+            if name is not None:
+                return BLOCKED_URL, f"list {name} (sha256)"
+    if index.domains:
+        host = _host(url)
+        while host:
+            name = index.domains.get(host)
+            if name is not None:
+                return BLOCKED_DOMAIN, f"list {name} (domain)"
+            host = host.partition(".")[2]
     return None

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from pipeline.ingest.blocklists import blocked, load_blocklists
+from pipeline.ingest.blocklists import BlockIndex, blocked, load_pinned
 from pipeline.ingest.json_safe import json_safe_schema, to_json_safe
 from pipeline.ingest.normalize import (
     make_uid,
@@ -51,14 +51,14 @@ def apply_hygiene(
     extra: pa.Schema,
     with_tokens: bool = True,
     allowed_networks: tuple[str, ...] = (),
+    lists: BlockIndex | None = None,
 ) -> pa.RecordBatch:
     """Normalise one batch; every input row comes out once, with `reason` null if it passed.
+    `lists`: the merged `ingest.blocklists` (the detail of a drop never echoes its URL).
 
     `tokens` (unigrams and bigrams, for the rare-token rule) is filled only when `with_tokens`,
     and only for captions whose length passes ALIGN's 3-20 unigram rule.
     """
-    # Parsed once per process (and list content); the detail never echoes a blocked URL.
-    lists = load_blocklists(cfg.blocklists) if cfg.blocklists else ()
     urls = batch.column(RAW_URL).to_pylist()
     captions = batch.column(RAW_CAPTION).to_pylist()
     names = batch.schema.names
@@ -140,7 +140,10 @@ def hygiene_batches(
     extra: pa.Schema,
     with_tokens: bool,
     allowed_networks: tuple[str, ...] = (),
+    pinned_lists: tuple[tuple[str, str], ...] = (),
 ) -> Iterator[pa.RecordBatch]:
-    """`mapInArrow` body for the hygiene pass (`allowed_networks`: network.allowed_networks)."""
+    """`mapInArrow` body for the hygiene pass (`allowed_networks`: network.allowed_networks;
+    `pinned_lists`: the blocklists' (path, digest), parsed once per process)."""
+    lists = load_pinned(pinned_lists)
     for batch in batches:
-        yield apply_hygiene(batch, cfg, extra, with_tokens, allowed_networks)
+        yield apply_hygiene(batch, cfg, extra, with_tokens, allowed_networks, lists)

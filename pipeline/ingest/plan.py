@@ -19,6 +19,7 @@ from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.ingest import decide as row_rules
 from pipeline.ingest import hygiene
+from pipeline.ingest.blocklists import pin_blocklists
 from pipeline.ingest.input_check import (
     carried_columns,
     check_columns,
@@ -209,6 +210,7 @@ def ingest_decisions(
             extra=extra,
             with_tokens=with_tokens,
             allowed_networks=network.allowed_networks,
+            pinned_lists=pin_blocklists(cfg.blocklists),
         ),
         hygiene.hygiene_schema(extra),
     )

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.errors import InputError
-from pipeline.ingest.blocklists import blocked, parse_blocklist
+from pipeline.ingest.blocklists import blocked, merge, parse_blocklist
 from pipeline.ledger import read_ledger
 from pipeline.run_dir import RunDir
 from pipeline.runner import run_stage, stage_state
@@ -63,7 +63,18 @@ LIST = parse_blocklist(
     ],
 )
 def test_each_entry_kind(url, expected):
-    assert blocked(url, [LIST]) == expected
+    assert blocked(url, merge([LIST])) == expected
+
+
+def test_the_first_list_naming_an_entry_names_the_drop():
+    other = parse_blocklist("other.txt", "evil.example.net\nhttp://x.example.com/1.jpg\n")
+    index = merge([other, LIST])
+    assert blocked("http://a.evil.example.net/", index) == (
+        "ingest.blocked_domain",
+        "list other.txt (domain)",
+    )
+    assert blocked("http://bad.example.org/z.jpg", index)[1] == "list safety.txt (domain)"
+    assert blocked("http://[2001:db8::1]:8080/a.jpg", index) is None
 
 
 def test_entries_are_parsed_by_kind():

@@ -116,6 +116,13 @@ def resolve_config(config: ConfigLike = None, **overrides: Any) -> Config:
     return load_config(config, sets)
 
 
+def _local_absolute(path: str | os.PathLike[str]) -> str:
+    """A local path made absolute (a URL as it is): the JVM of a Spark session started before
+    the caller's os.chdir resolves relative paths from where it started."""
+    text = os.fspath(path)
+    return text if "://" in text else os.path.abspath(text)
+
+
 def _command(name: str) -> str:
     """What a refused second writer is told this process is doing."""
     return f"pipeline.api.{name} ({' '.join(sys.argv)[:200]})"
@@ -171,7 +178,7 @@ def run(
 
     resolved = resolve_config(config, **overrides)
     with _locked(run_dir, "run"):
-        stats = run_all(str(input), run_dir, resolved, report=report)
+        stats = run_all(_local_absolute(input), run_dir, resolved, report=report)
     path = as_path(run_dir) / "report" / "index.html" if report else None
     return _run_outcome(run_dir, stats, path)
 
@@ -194,7 +201,7 @@ def run_stage(
             name,
             run_dir,
             resolved,
-            input_path=None if input is None else str(input),
+            input_path=None if input is None else _local_absolute(input),
             force=force,
         )
     return _outcome(run_dir, name, entry)

@@ -47,10 +47,6 @@ class Blocklist:
     sha256: frozenset[bytes]
     domains: frozenset[str]
 
-    @property
-    def hashed(self) -> bool:
-        return bool(self.md5 or self.sha256)
-
 
 def _domain(entry: str) -> str | None:
     host = entry.strip().lstrip("*").lstrip(".").rstrip(".").lower()

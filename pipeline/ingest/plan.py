@@ -33,6 +33,7 @@ from pipeline.spark.arrow import map_batches
 from pipeline.spark.decisions import Decisions
 from pipeline.storage import as_path, is_url, spark_url
 from schemas.reasons import COUNTS_ONLY, check
+from schemas.tables import DROPPED_INPUT
 
 log = logging.getLogger(__name__)
 DUPLICATE_PAIR = check("ingest.duplicate_pair")
@@ -129,10 +130,12 @@ def dropped_input_columns(extra: pa.Schema) -> list[Column]:
     a blocklisted pair (a counts-only reason) keeps its uid and reason, its URL and caption
     null."""
     listed = F.col("reason").isin(sorted(COUNTS_ONLY))
+    hidden = ("url", "caption")
     return [
-        F.col("uid"),
-        F.col("reason"),
-        *(F.when(listed, F.lit(None)).otherwise(F.col(c)).alias(c) for c in ("url", "caption")),
+        *(
+            F.when(listed, F.lit(None)).otherwise(F.col(c)).alias(c) if c in hidden else F.col(c)
+            for c in DROPPED_INPUT.names
+        ),
         *(F.col(name) for name in extra.names),
     ]
 

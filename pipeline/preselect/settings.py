@@ -32,10 +32,7 @@ class PoolScoresConfig:
 
     def bounds(self) -> tuple[dict[str, float], dict[str, float]]:
         """(min, max) as floats (validate checks they parse)."""
-        return (
-            {c: float(v) for c, v in self.min.items()},
-            {c: float(v) for c, v in self.max.items()},
-        )
+        return bounds_as_floats(self.min, self.max)
 
     @property
     def applies(self) -> bool:
@@ -47,11 +44,24 @@ class PoolScoresConfig:
                 "config select.pool.clip_top_fraction: must be in [0, 1], got "
                 f"{self.clip_top_fraction}"
             )
-        for name, bounds in (("min", self.min), ("max", self.max)):
-            for column, value in bounds.items():
-                try:
-                    float(value)
-                except ValueError:
-                    raise ConfigError(
-                        f"config select.pool.{name}.{column}: expected a number, got {value!r}"
-                    ) from None
+        check_bound_numbers("select.pool", self.min, self.max)
+
+
+def bounds_as_floats(
+    lower: Mapping[str, str], upper: Mapping[str, str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """`{column: bound}` min and max mappings (strings, as YAML and --set give them) as floats."""
+    return {c: float(v) for c, v in lower.items()}, {c: float(v) for c, v in upper.items()}
+
+
+def check_bound_numbers(where: str, lower: Mapping[str, str], upper: Mapping[str, str]) -> None:
+    """ConfigError naming `where.min.COLUMN` or `where.max.COLUMN` when a bound is no number
+    (select.pool's bounds and select's own)."""
+    for name, bounds in (("min", lower), ("max", upper)):
+        for column, value in bounds.items():
+            try:
+                float(value)
+            except ValueError:
+                raise ConfigError(
+                    f"config {where}.{name}.{column}: expected a number, got {value!r}"
+                ) from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError
-from pipeline.preselect.settings import PoolScoresConfig
+from pipeline.preselect.settings import PoolScoresConfig, bounds_as_floats, check_bound_numbers
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -102,10 +102,7 @@ class SelectConfig:
 
     def bounds(self) -> tuple[dict[str, float], dict[str, float]]:
         """(min, max) as floats (validate checks they parse)."""
-        return (
-            {c: float(v) for c, v in self.min.items()},
-            {c: float(v) for c, v in self.max.items()},
-        )
+        return bounds_as_floats(self.min, self.max)
 
     @property
     def effective_rules(self) -> tuple[str, ...]:
@@ -128,14 +125,7 @@ class SelectConfig:
                 "config select.top_fraction_denominator: expected auto, "
                 f"{' or '.join(TOP_FRACTION_DENOMINATORS)}, got {self.top_fraction_denominator!r}"
             )
-        for name, bounds in (("min", self.min), ("max", self.max)):
-            for column, value in bounds.items():
-                try:
-                    float(value)
-                except ValueError:
-                    raise ConfigError(
-                        f"config select.{name}.{column}: expected a number, got {value!r}"
-                    ) from None
+        check_bound_numbers("select", self.min, self.max)
         self.text_based.validate()
         self.image_based.validate()
         self.pool.validate()

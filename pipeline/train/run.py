@@ -108,7 +108,7 @@ def _create_model(cfg: TrainConfig, env: DistEnv, pretrained: str):
         return open_clip.create_model_and_transforms(
             cfg.model, pretrained=pretrained or None, device=env.device, output_dict=True
         )
-    except Exception as exc:
+    except Exception as exc:  # open_clip raises many kinds for a file it cannot load as weights
         if not pretrained:
             raise
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -60,7 +60,7 @@ def _snapshot(root: Path) -> dict:
     return {"stages": stages, "tables": tables, "config": (root / "config.yaml").read_text()}
 
 
-def test_the_documented_example_runs_and_matches_the_cli(spark, tmp_path, monkeypatch, capsys):
+def test_the_documented_example_runs_and_matches_the_cli(spark, tmp_path, monkeypatch):
     # The session starts before the chdir, as in a notebook that changes folder: relative paths
     # must not reach its JVM, which resolves them from where it started.
     monkeypatch.chdir(tmp_path)

@@ -326,30 +326,31 @@ def _drop_blocked(
         .agg(F.min("list").alias("list"))
         .withColumn("how", F.lit("sha256"))
     )
+    hits = by_sha
     listed_nodes = blocked.filter(F.col("kind") == "phash").select("node", "list")
-    nodes = samples.select(F.col("phash").alias("node")).distinct()
-    radius = dataclasses.replace(cfg, max_distance=cfg.blocklist_distance)
-    near, near_figures = near_pairs(nodes, listed_nodes, radius)
-    exact = nodes.join(listed_nodes, "node").select(
-        F.col("node").alias("a"), F.col("node").alias("b")
-    )
-    matched = (
-        near.select("a", "b")
-        .union(exact)
-        .join(listed_nodes.withColumnRenamed("node", "b"), "b")
-        .groupBy(F.col("a").alias("phash"))
-        .agg(F.min("list").alias("list"))
-    )
-    by_phash = (
-        samples.join(matched, "phash")
-        .groupBy("uid")
-        .agg(F.min("list").alias("list"))
-        .withColumn("how", F.lit("phash"))
-    )
-    # A sample listed both ways is named by its SHA-256 entry.
-    hits = by_sha.unionByName(by_phash.join(by_sha.select("uid"), "uid", "left_anti"))
+    if listed_nodes.limit(1).count():  # no index over the pool for a SHA-256-only list
+        nodes = samples.select(F.col("phash").alias("node")).distinct()
+        radius = dataclasses.replace(cfg, max_distance=cfg.blocklist_distance)
+        near, figures["blocklist_index"] = near_pairs(nodes, listed_nodes, radius)
+        exact = nodes.join(listed_nodes, "node").select(
+            F.col("node").alias("a"), F.col("node").alias("b")
+        )
+        matched = (
+            near.select("a", "b")
+            .union(exact)
+            .join(listed_nodes.withColumnRenamed("node", "b"), "b")
+            .groupBy(F.col("a").alias("phash"))
+            .agg(F.min("list").alias("list"))
+        )
+        by_phash = (
+            samples.join(matched, "phash")
+            .groupBy("uid")
+            .agg(F.min("list").alias("list"))
+            .withColumn("how", F.lit("phash"))
+        )
+        # A sample listed both ways is named by its SHA-256 entry.
+        hits = by_sha.unionByName(by_phash.join(by_sha.select("uid"), "uid", "left_anti"))
     hits = hits.localCheckpoint()
-    figures["blocklist_index"] = near_figures
     figures["blocklisted"] = hits.count()
     listed = samples.join(hits, "uid").select(
         "uid",

@@ -79,3 +79,16 @@ def test_listed_images_are_dropped_with_the_lists_name(annotated, tmp_path):
     assert not kept & (want_sha | want_hash)
     digests = [file_digest(str(sha_list)), file_digest(str(hash_list))]
     assert entry["settings"]["dedup.blocklists.sha256"] == digests
+
+
+def test_a_sha256_only_list_builds_no_phash_index(annotated, tmp_path):
+    run = copy_run(annotated[0].root, tmp_path / "run")
+    rows = pq.read_table(run.annotations, columns=["uid", "sha256"]).to_pylist()
+    listed = tmp_path / "bytes.txt"
+    listed.write_text(f"{rows[0]['sha256']}\n")
+    want = sum(1 for r in rows if r["sha256"] == rows[0]["sha256"])
+    entry = run_stage(
+        "dedup", run.root, load_config(None, [*NO_CLIP, f"dedup.blocklists=[{listed}]"])
+    )
+    assert entry["blocklisted"] == entry["dropped_by_reason"]["dedup.blocked_image"] == want
+    assert "blocklist_index" not in entry

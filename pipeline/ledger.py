@@ -31,11 +31,15 @@ def ledger_table(uids: list[str], stage: str, reasons: list[str], details: list)
     )
 
 
-def write_ledger_part(directory: StoragePath, name: str, table: pa.Table) -> StoragePath:
-    """Write one ledger part file atomically (temporary name, then rename)."""
-    return write_atomically(
-        directory / f"{name}.parquet", functools.partial(pq.write_table, table.cast(LEDGER))
-    )
+def write_ledger_part(
+    directory: StoragePath, name: str, table: pa.Table, metadata: dict[bytes, bytes] | None = None
+) -> StoragePath:
+    """Write one ledger part file atomically (temporary name, then rename); `metadata` goes into
+    the file's schema (a footer read finds it without reading a row)."""
+    table = table.cast(LEDGER)
+    if metadata:
+        table = table.replace_schema_metadata(metadata)
+    return write_atomically(directory / f"{name}.parquet", functools.partial(pq.write_table, table))
 
 
 def read_ledger(path: StoragePath) -> pa.Table:

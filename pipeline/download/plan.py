@@ -1,4 +1,5 @@
-"""The download stage's Spark job: the complete shards' parquet files in, the download ledger out.
+"""The download stage's Spark job for complete shards that have no ledger part (the download
+processes write the parts as they go): the shards' parquet files in, their ledger parts out.
 
 One row per shard path; each task reads its shards' parquet (uid, status, error_message) through
 the filesystem API, writes each shard's ledger part (`ledger/download/<shard>.parquet`) and
@@ -14,7 +15,12 @@ from collections.abc import Sequence
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.download.failures import SHARD_COUNTS, LedgerCounts, write_shard_ledgers
+from pipeline.download.failures import (
+    SHARD_COUNTS,
+    LedgerCounts,
+    ledger_counts,
+    write_shard_ledgers,
+)
 from pipeline.spark.arrow import map_batches
 
 
@@ -26,10 +32,4 @@ def write_ledger(spark: SparkSession, files: Sequence[str], ledger: str) -> Ledg
     paths = spark.createDataFrame([(f,) for f in files], "path string").repartition(partitions)
     counts = map_batches(paths, functools.partial(write_shard_ledgers, ledger), SHARD_COUNTS)
     totals = counts.groupBy("reason").agg(F.sum("rows").alias("rows")).collect()
-    by_reason = {r["reason"]: int(r["rows"]) for r in totals}
-    successes = by_reason.pop(None, 0)
-    return LedgerCounts(
-        rows=successes + sum(by_reason.values()),
-        successes=successes,
-        dropped=dict(sorted(by_reason.items())),
-    )
+    return ledger_counts({r["reason"]: int(r["rows"]) for r in totals})

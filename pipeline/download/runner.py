@@ -1,5 +1,6 @@
-"""Runs img2dataset with our guards plugged in: the guarded opener in every download process and
-the header/truncation check before every decode."""
+"""Runs img2dataset with our guards plugged in: the guarded opener in every download process, the
+header/truncation check before every decode, and each shard's ledger part written by the process
+that downloaded it, right after the shard (no Spark job over the shards afterwards)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import img2dataset
 from img2dataset.downloader import Downloader
 
 from pipeline.download import fetch_guard
+from pipeline.download.failures import write_shard_ledger
 from pipeline.download.image_guard import SafeResizer
 from pipeline.download.settings import DownloadConfig
-from pipeline.storage import StoragePath
+from pipeline.storage import StoragePath, as_path
 
 log = logging.getLogger(__name__)
 # `img2dataset.main` the attribute is the CLI function; the module is what builds the components.
@@ -24,15 +26,25 @@ img2dataset_main = importlib.import_module("img2dataset.main")
 
 
 class SafeDownloader(Downloader):
-    """img2dataset's Downloader; each process installs the guarded opener before its first shard."""
+    """img2dataset's Downloader; each process installs the guarded opener before its first shard
+    and, with a `ledger` folder, writes each finished shard's ledger part."""
 
-    def __init__(self, *args, fetch_policy: fetch_guard.FetchPolicy, **kwargs) -> None:
+    def __init__(
+        self, *args, fetch_policy: fetch_guard.FetchPolicy, ledger: str | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_policy = fetch_policy
+        self.ledger = ledger
 
     def __call__(self, row):  # type: ignore[no-untyped-def]
         fetch_guard.install(self.fetch_policy)
-        return super().__call__(row)
+        done = super().__call__(row)
+        if done[0] and self.ledger is not None:
+            # img2dataset names the shard's files by its zero-padded id (writer.py). A kill
+            # between its _stats.json and this part leaves the part to the stage's Spark job.
+            shard = f"{row[0]:0{self.oom_shard_count}d}"
+            write_shard_ledger(as_path(self.ledger), f"{self.output_folder}/{shard}.parquet")
+        return done
 
 
 def fetch_policy(cfg: DownloadConfig, allowed_networks: tuple[str, ...]) -> fetch_guard.FetchPolicy:
@@ -45,15 +57,20 @@ def fetch_policy(cfg: DownloadConfig, allowed_networks: tuple[str, ...]) -> fetc
 
 
 @contextlib.contextmanager
-def guarded_components(cfg: DownloadConfig, allowed_networks: tuple[str, ...]) -> Iterator[None]:
-    """Swap img2dataset's Downloader and Resizer for the guarded ones while `download` runs.
+def guarded_components(
+    cfg: DownloadConfig, allowed_networks: tuple[str, ...], ledger: StoragePath | None = None
+) -> Iterator[None]:
+    """Swap img2dataset's Downloader and Resizer for the guarded ones while `download` runs
+    (with `ledger`, the Downloader writes each shard's ledger part there).
 
     img2dataset builds both inside `download()` with no hook; the replacements are module-level
     classes, so they pickle to spawned processes and Spark executors by reference.
     """
     saved = (img2dataset_main.Downloader, img2dataset_main.Resizer)
     img2dataset_main.Downloader = functools.partial(
-        SafeDownloader, fetch_policy=fetch_policy(cfg, allowed_networks)
+        SafeDownloader,
+        fetch_policy=fetch_policy(cfg, allowed_networks),
+        ledger=None if ledger is None else str(ledger),
     )
     img2dataset_main.Resizer = functools.partial(SafeResizer, max_pixels=cfg.max_pixels)
     try:
@@ -101,18 +118,20 @@ def run_img2dataset(
     distributor: str,
     columns: list[str],
     allowed_networks: tuple[str, ...] = (),
+    ledger: StoragePath | None = None,
 ) -> None:
     """Download every row of `url_list` (a parquet file, or a folder whose `*.parquet` files
     img2dataset reads in name order) into webdataset shards under `output_dir`; either may be a
     URL: img2dataset reads and writes through fsspec.
 
     img2dataset's incremental mode skips shards whose `_stats.json` exists, so a killed run
-    resumes without re-downloading finished shards.
+    resumes without re-downloading finished shards. With `ledger`, each shard's ledger part is
+    written there as the shard finishes.
     """
     # Second line of defence for formats Pillow cannot parse: spawned workers import OpenCV
     # fresh, and OpenCV reads this bound when it loads.
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(cfg.max_pixels)
     options = img2dataset_options(cfg, distributor, columns)
     log.info("download: img2dataset (%s) into %s", distributor, output_dir)
-    with guarded_components(cfg, allowed_networks):
+    with guarded_components(cfg, allowed_networks, ledger):
         img2dataset.download(url_list=str(url_list), output_folder=str(output_dir), **options)

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
 from pipeline.config import Config
 from pipeline.download import plan
-from pipeline.download.failures import LedgerCounts
+from pipeline.download.failures import LedgerCounts, ledger_counts, read_shard_counts
 from pipeline.download.runner import run_img2dataset
 from pipeline.files import data_files
 from pipeline.runner import StageContext, StageResult
-from pipeline.storage import StoragePath, arrow_filesystem, as_path, refresh, remove_tree
+from pipeline.storage import StoragePath, arrow_filesystem, as_path, refresh
 
 log = logging.getLogger(__name__)
 STAGE = "download"
@@ -103,7 +104,9 @@ def run(ctx: StageContext) -> StageResult:
                 "download: %d shards incomplete, running img2dataset again",
                 expected - len(complete_shards(downloads)),
             )
-        run_img2dataset(source.folder, downloads, cfg, distributor, list(source.carried), allowed)
+        run_img2dataset(
+            source.folder, downloads, cfg, distributor, list(source.carried), allowed, ctx.ledger
+        )
     shards = complete_shards(downloads)
     if len(shards) != expected:
         raise RuntimeError(
@@ -119,10 +122,19 @@ def run(ctx: StageContext) -> StageResult:
 
 
 def write_ledger(ctx: StageContext, shard_files: list[str]) -> LedgerCounts:
-    """The download ledger from the complete shards' parquet files, by a Spark job (none when
-    there are no shards): one part per shard, each written whole."""
-    if not shard_files:
-        remove_tree(ctx.ledger)
-        return LedgerCounts(0, 0, {})
-    remove_tree(ctx.ledger)  # parts of shards an earlier attempt had are rewritten whole
-    return plan.write_ledger(ctx.spark, shard_files, str(ctx.ledger))
+    """The download ledger's counts: read from the footers of the parts the download processes
+    wrote; a Spark job writes the parts of shards that have none (a kill between a shard and its
+    part, a run resumed from an older version), one part per shard, each written whole."""
+    by_reason: Counter[str | None] = Counter()
+    missing = []
+    for path in shard_files:
+        counts = read_shard_counts(ctx.ledger, as_path(path).name.removesuffix(".parquet"))
+        if counts is None:
+            missing.append(path)
+        else:
+            by_reason.update(counts)
+    if missing:
+        log.info("download: writing the ledger parts of %d shards", len(missing))
+        job = plan.write_ledger(ctx.spark, missing, str(ctx.ledger))
+        by_reason.update({None: job.successes, **job.dropped})
+    return ledger_counts(by_reason)

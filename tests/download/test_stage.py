@@ -17,10 +17,12 @@ from pipeline.config import load_config
 from pipeline.demo.synthetic_web import (
     load_ground_truth,
 )
-from pipeline.download.stage import complete_shards, download_input
+from pipeline.download.failures import ledger_counts, read_shard_counts
+from pipeline.download.stage import complete_shards, download_input, write_ledger
 from pipeline.ledger import read_ledger
 from pipeline.run_dir import RunDir
-from pipeline.runner import run_stage
+from pipeline.runner import StageContext, run_stage
+from pipeline.stages import get_stage
 from tests.conftest import LOCAL_DOWNLOAD, copy_run
 
 EXPECTED = {
@@ -157,6 +159,36 @@ def test_killed_download_resumes_without_loss_or_duplicates(ingested, downloaded
     )
     ledger = read_ledger(run.ledger_for("download")).column("uid").to_pylist()
     assert len(ledger) == len(set(ledger)) == n_candidates - len(ok)
+
+
+def test_download_processes_write_each_shards_ledger_part_with_its_counts(
+    downloaded, spark, tmp_path
+):
+    run, entry, _ = downloaded
+    ledger = run.ledger_for("download")
+    shards = complete_shards(run.downloads)
+    counts = [read_shard_counts(ledger, s) for s in shards]
+    assert None not in counts, "every shard's part carries its counts in the footer"
+    by_reason: dict = {}
+    for c in counts:
+        for reason, rows in c.items():
+            by_reason[reason] = by_reason.get(reason, 0) + rows
+    total = ledger_counts(by_reason)
+    assert total.successes == entry["rows_kept"]
+    assert total.dropped == entry["dropped_by_reason"]
+    assert read_ledger(ledger).num_rows == entry["rows_dropped"]
+
+    # A shard without its part (killed between the shard and the part, or written by an older
+    # version): the stage's Spark job writes it, with the same rows and counts.
+    copy = copy_run(run.root, tmp_path / "copy")
+    before = pq.read_table(copy.ledger_for("download") / f"{shards[0]}.parquet")
+    (copy.ledger_for("download") / f"{shards[0]}.parquet").unlink()
+    ctx = StageContext(get_stage("download"), copy, load_config(None, LOCAL_DOWNLOAD), _spark=spark)
+    result = write_ledger(ctx, [str(copy.downloads / f"{s}.parquet") for s in shards])
+    assert result == total
+    assert read_shard_counts(copy.ledger_for("download"), shards[0]) == counts[0]
+    after = pq.read_table(copy.ledger_for("download") / f"{shards[0]}.parquet")
+    assert after.replace_schema_metadata(None).equals(before.replace_schema_metadata(None))
 
 
 def test_download_input_hands_img2dataset_the_candidate_files_in_name_order(tmp_path):

@@ -100,6 +100,11 @@ _ALL = [
     Reason("download.aspect_ratio", "original aspect ratio above download.max_aspect_ratio"),
     Reason("download.opted_out", "X-Robots-Tag forbids use (noai, noimageai, ...)"),
     Reason(
+        "download.robots_disallowed",
+        "the origin's robots.txt disallows the URL for our user agent, or could not be fetched "
+        "(5xx, network error, timeout: RFC 9309 2.3.1.4); download.respect_robots_txt",
+    ),
+    Reason(
         "download.blocked_address",
         "URL scheme or resolved address not allowed (loopback/private/link-local), "
         "at connect time or on a redirect",

@@ -30,7 +30,7 @@ import socket
 import ssl
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 from urllib.response import addinfourl
 
@@ -41,6 +41,7 @@ from pipeline.download.markers import (
     TOO_LARGE,
     TOO_MANY_REDIRECTS,
 )
+from pipeline.download.robots import RobotsCache, RobotsProcessor
 from pipeline.net_policy import address_allowed, host_refusal
 
 _CHUNK = 64 * 1024
@@ -56,6 +57,9 @@ class FetchPolicy:
     max_bytes: int = 20 * 1024 * 1024
     deadline: float = 60.0
     max_redirects: int = 5
+    # download.respect_robots_txt, and the folder the run's processes share fetched files in.
+    robots_txt: bool = False
+    robots_cache: str | None = None
 
     def address_allowed(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return address_allowed(ip, self.allowed_networks)
@@ -357,6 +361,11 @@ def build_opener(policy: FetchPolicy) -> urllib.request.OpenerDirector:
         _BodyLimitProcessor(policy),
     ):
         opener.add_handler(handler)
+    if policy.robots_txt:
+        # robots.txt itself comes through the same guards, minus the robots check.
+        plain = build_opener(replace(policy, robots_txt=False))
+        cache = RobotsCache(policy.robots_cache, plain, policy.deadline, policy.deadline)
+        opener.add_handler(RobotsProcessor(cache))
     return opener
 
 

@@ -10,6 +10,8 @@ TOO_LARGE = "[too_large]"
 DEADLINE = "[deadline]"
 TOO_MANY_REDIRECTS = "[too_many_redirects]"
 BAD_RESPONSE = "[bad_response]"
+# pipeline.download.robots
+ROBOTS_DISALLOWED = "[robots_disallowed]"
 # pipeline.download.image_guard
 TOO_MANY_PIXELS = "[too_many_pixels]"
 DECODE_ERROR = "Image decoding error"

@@ -10,6 +10,7 @@ from pipeline.download.markers import (
     BLOCKED,
     DEADLINE,
     DECODE_ERROR,
+    ROBOTS_DISALLOWED,
     TOO_LARGE,
     TOO_MANY_PIXELS,
     TOO_MANY_REDIRECTS,
@@ -19,6 +20,7 @@ from schemas.reasons import check
 # (substring of the message, reason code), first match wins. Our own guards mark their messages
 # with a [code]; the rest are the texts img2dataset and urllib produce.
 _RULES: list[tuple[str, str]] = [
+    (ROBOTS_DISALLOWED, check("download.robots_disallowed")),
     (BLOCKED, check("download.blocked_address")),
     ("unknown url type", check("download.blocked_address")),
     ("Redirection to url", check("download.blocked_address")),

@@ -47,21 +47,30 @@ class SafeDownloader(Downloader):
         return done
 
 
-def fetch_policy(cfg: DownloadConfig, allowed_networks: tuple[str, ...]) -> fetch_guard.FetchPolicy:
+def fetch_policy(
+    cfg: DownloadConfig, allowed_networks: tuple[str, ...], robots_cache: StoragePath | None = None
+) -> fetch_guard.FetchPolicy:
+    """The guards' limits; robots.txt files shared under `robots_cache` (else per process)."""
     return fetch_guard.FetchPolicy(
         allowed_networks=allowed_networks,
         max_bytes=cfg.max_bytes,
         deadline=cfg.deadline,
         max_redirects=cfg.max_redirects,
+        robots_txt=cfg.respect_robots_txt,
+        robots_cache=None if robots_cache is None else str(robots_cache),
     )
 
 
 @contextlib.contextmanager
 def guarded_components(
-    cfg: DownloadConfig, allowed_networks: tuple[str, ...], ledger: StoragePath | None = None
+    cfg: DownloadConfig,
+    allowed_networks: tuple[str, ...],
+    ledger: StoragePath | None = None,
+    robots_cache: StoragePath | None = None,
 ) -> Iterator[None]:
     """Swap img2dataset's Downloader and Resizer for the guarded ones while `download` runs
-    (with `ledger`, the Downloader writes each shard's ledger part there).
+    (with `ledger`, the Downloader writes each shard's ledger part there; `robots_cache` is where
+    the download processes share the robots.txt files they fetch).
 
     img2dataset builds both inside `download()` with no hook; the replacements are module-level
     classes, so they pickle to spawned processes and Spark executors by reference.
@@ -69,7 +78,7 @@ def guarded_components(
     saved = (img2dataset_main.Downloader, img2dataset_main.Resizer)
     img2dataset_main.Downloader = functools.partial(
         SafeDownloader,
-        fetch_policy=fetch_policy(cfg, allowed_networks),
+        fetch_policy=fetch_policy(cfg, allowed_networks, robots_cache),
         ledger=None if ledger is None else str(ledger),
     )
     img2dataset_main.Resizer = functools.partial(SafeResizer, max_pixels=cfg.max_pixels)
@@ -119,6 +128,7 @@ def run_img2dataset(
     columns: list[str],
     allowed_networks: tuple[str, ...] = (),
     ledger: StoragePath | None = None,
+    robots_cache: StoragePath | None = None,
 ) -> None:
     """Download every row of `url_list` (a parquet file, or a folder whose `*.parquet` files
     img2dataset reads in name order) into webdataset shards under `output_dir`; either may be a
@@ -126,12 +136,12 @@ def run_img2dataset(
 
     img2dataset's incremental mode skips shards whose `_stats.json` exists, so a killed run
     resumes without re-downloading finished shards. With `ledger`, each shard's ledger part is
-    written there as the shard finishes.
+    written there as the shard finishes; robots.txt files are shared under `robots_cache`.
     """
     # Second line of defence for formats Pillow cannot parse: spawned workers import OpenCV
     # fresh, and OpenCV reads this bound when it loads.
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(cfg.max_pixels)
     options = img2dataset_options(cfg, distributor, columns)
     log.info("download: img2dataset (%s) into %s", distributor, output_dir)
-    with guarded_components(cfg, allowed_networks, ledger):
+    with guarded_components(cfg, allowed_networks, ledger, robots_cache):
         img2dataset.download(url_list=str(url_list), output_folder=str(output_dir), **options)

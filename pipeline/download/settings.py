@@ -34,6 +34,8 @@ class DownloadConfig:
     max_redirects: int = 5
     user_agent_token: str = "img2dataset"
     disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
+    # Each origin's robots.txt fetched once per run and honoured (RFC 9309; pipeline.download.robots).
+    respect_robots_txt: bool = True
     max_shard_retry: int = 1
 
     def validate(self) -> None:

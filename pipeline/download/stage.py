@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from pipeline.config import Config
 from pipeline.download import plan
 from pipeline.download.failures import LedgerCounts, ledger_counts, read_shard_counts
+from pipeline.download.robots import robots_folder
 from pipeline.download.runner import run_img2dataset
 from pipeline.files import data_files
 from pipeline.runner import StageContext, StageResult
@@ -105,7 +106,14 @@ def run(ctx: StageContext) -> StageResult:
                 expected - len(complete_shards(downloads)),
             )
         run_img2dataset(
-            source.folder, downloads, cfg, distributor, list(source.carried), allowed, ctx.ledger
+            source.folder,
+            downloads,
+            cfg,
+            distributor,
+            list(source.carried),
+            allowed,
+            ctx.ledger,
+            robots_folder(ctx.work),
         )
     shards = complete_shards(downloads)
     if len(shards) != expected:

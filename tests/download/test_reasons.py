@@ -8,6 +8,18 @@ import pytest
 from pipeline.download.reasons import classify, classify_batch
 
 CASES = [
+    (
+        "failed_to_download",
+        "[robots_disallowed] robots.txt of http://127.0.0.1:8000 disallows this path",
+        "download.robots_disallowed",
+    ),
+    (
+        # Wins over the deadline marker its reason quotes.
+        "failed_to_download",
+        "[robots_disallowed] robots.txt of http://127.0.0.1:8000 is unreachable"
+        " (FetchRefused: [deadline] timed out: request not complete within 1.0 s)",
+        "download.robots_disallowed",
+    ),
     ("failed_to_download", "HTTP Error 404: Not Found", "download.http_error"),
     ("failed_to_download", "HTTP Error 500: Internal Server Error", "download.http_error"),
     ("failed_to_download", "timed out", "download.timeout"),

@@ -92,7 +92,7 @@ bench-ingest: install
 	$(PY) -m benchmarks.bench_ingest
 
 bench-download: install
-	$(PY) -m benchmarks.bench_download
+	$(PY) -m benchmarks.bench_download $(BENCH_ARGS)
 
 bench-download-driver: install
 	$(PY) -m benchmarks.bench_download_driver $(BENCH_ARGS)

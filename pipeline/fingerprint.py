@@ -36,7 +36,10 @@ def stage_settings(stage: Stage, config: Config, input_path: str | None = None) 
         out.pop(name, None)
     for name in stage.files:
         value = out.get(name)
-        if isinstance(value, list | tuple):  # a list of files (ingest.blocklists)
+        if isinstance(value, dict):  # files by name (annotate.heads)
+            if value:
+                out[f"{name}.sha256"] = {k: file_digest(str(v)) for k, v in sorted(value.items())}
+        elif isinstance(value, list | tuple):  # a list of files (ingest.blocklists)
             if value:
                 out[f"{name}.sha256"] = [file_digest(str(v)) for v in value]
         elif value:

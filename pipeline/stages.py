@@ -122,6 +122,7 @@ STAGES: tuple[Stage, ...] = (
             "clip.save_embeddings",
         ),
         ignore=("annotate.batch_rows",),
+        files=("annotate.heads",),
         preflight="pipeline.annotate.stage:preflight",
         # 1: window_phashes always, image_embedding whenever CLIP runs.
         version=1,

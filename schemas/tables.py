@@ -96,7 +96,13 @@ ANNOTATION = pa.schema(
     ]
 )
 
+
 # Columns annotate adds when CLIP scoring is on (clip.enabled).
+def head_score_field(name: str) -> pa.Field:
+    """The column a classifier head of `annotate.heads` writes (pipeline.clip.heads)."""
+    return pa.field(f"score_{name}", pa.float32())
+
+
 CLIP_COLUMNS = pa.schema(
     [
         pa.field("clip_score", pa.float32()),  # cosine similarity of image and caption embeddings

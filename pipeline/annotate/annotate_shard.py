@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,17 +15,27 @@ from PIL import Image
 from pipeline.annotate.shard_reader import iter_images
 from pipeline.annotate.window_hash import hashes_bytes
 from pipeline.clip.settings import ClipConfig
+from pipeline.dedup.semantic.kernels import to_matrix
 from pipeline.faults import kill_point
 from pipeline.storage import StoragePath, arrow_filesystem, as_path
 from schemas.reasons import check
-from schemas.tables import ANNOTATION, CLIP_COLUMNS, DECISION
+from schemas.tables import ANNOTATION, CLIP_COLUMNS, DECISION, head_score_field
 
 OUTPUT = pa.schema(list(ANNOTATION) + list(DECISION))
 OUTPUT_WITH_CLIP = pa.schema(list(ANNOTATION) + list(CLIP_COLUMNS) + list(DECISION))
 
 
-def output_schema(clip: ClipConfig | None) -> pa.Schema:
-    return OUTPUT_WITH_CLIP if clip is not None else OUTPUT
+def head_fields(heads: Mapping[str, str]) -> list[pa.Field]:
+    """The `score_<name>` columns of `annotate.heads`, in name order."""
+    return [head_score_field(name) for name in sorted(heads)]
+
+
+def output_schema(clip: ClipConfig | None, heads: Mapping[str, str] | None = None) -> pa.Schema:
+    if clip is None:
+        return OUTPUT
+    return pa.schema(
+        list(ANNOTATION) + list(CLIP_COLUMNS) + head_fields(heads or {}) + list(DECISION)
+    )
 
 
 DECODE_ERROR = check("annotate.decode_error")
@@ -44,7 +54,7 @@ def _expected(downloads: StoragePath, shard: str) -> dict[str, dict]:
 
 
 def _row(shard: str, meta: dict, **values) -> dict:
-    row = dict.fromkeys(OUTPUT_WITH_CLIP.names)
+    row: dict = {}
     row.update(
         uid=meta["uid"],
         shard=shard,
@@ -59,8 +69,11 @@ def _row(shard: str, meta: dict, **values) -> dict:
 Pending = list[tuple[bytes, str] | None]  # (image bytes, caption) to CLIP-score, per row
 
 
-def _add_clip_scores(rows: list[dict], images: Pending, clip: ClipConfig) -> None:
-    """Fill clip_score (and embeddings) of the rows that have an image to score."""
+def _add_clip_scores(
+    rows: list[dict], images: Pending, clip: ClipConfig, heads: Mapping[str, str]
+) -> None:
+    """Fill clip_score, embeddings and head scores of the rows that have an image to score."""
+    from pipeline.clip.heads import loaded_heads
     from pipeline.clip.score import score_pairs
 
     todo = [i for i, data in enumerate(images) if data is not None]
@@ -72,12 +85,20 @@ def _add_clip_scores(rows: list[dict], images: Pending, clip: ClipConfig) -> Non
         rows[i]["image_embedding"] = result.image_embeddings[n]
         if result.text_embeddings is not None:
             rows[i]["text_embedding"] = result.text_embeddings[n]
+    if heads:
+        # The heads read the stored (float16) embedding, as a later re-scoring of the column would.
+        embeddings = to_matrix(result.image_embeddings)
+        for head in loaded_heads(heads):
+            for i, score in zip(todo, head.score(embeddings), strict=True):
+                rows[i][f"score_{head.name}"] = float(score)
 
 
-def _flush(rows: list[dict], images: Pending, clip: ClipConfig | None) -> pa.RecordBatch:
+def _flush(
+    rows: list[dict], images: Pending, clip: ClipConfig | None, heads: Mapping[str, str]
+) -> pa.RecordBatch:
     if clip is not None:
-        _add_clip_scores(rows, images, clip)
-    return pa.RecordBatch.from_pylist(rows, schema=output_schema(clip))
+        _add_clip_scores(rows, images, clip, heads)
+    return pa.RecordBatch.from_pylist(rows, schema=output_schema(clip, heads))
 
 
 def annotate_shard(
@@ -86,8 +107,11 @@ def annotate_shard(
     draft_size: int = 64,
     batch_rows: int = 2000,
     clip: ClipConfig | None = None,
+    heads: Mapping[str, str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of annotation rows (schema `output_schema(clip)`) for one shard, in tar order."""
+    """Batches of annotation rows (schema `output_schema(clip, heads)`) for one shard, in tar
+    order; `heads` ({name: file}) score the image embeddings when CLIP runs."""
+    heads = heads or {}
     expected = _expected(downloads, shard)
     rows: list[dict] = []
     images: Pending = []
@@ -123,7 +147,7 @@ def annotate_shard(
                 )
                 images.append((member.data, meta.get("caption") or ""))
             if len(rows) >= batch_rows:
-                yield _flush(rows, images, clip)
+                yield _flush(rows, images, clip, heads)
                 rows, images = [], []
     except (tarfile.TarError, OSError, EOFError) as exc:
         tar_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -136,7 +160,7 @@ def annotate_shard(
             )
         images.append(None)
     if rows:
-        yield _flush(rows, images, clip)
+        yield _flush(rows, images, clip, heads)
 
 
 def annotate_batches(
@@ -144,11 +168,12 @@ def annotate_batches(
     draft_size: int,
     batch_rows: int,
     clip: ClipConfig | None,
+    heads: Mapping[str, str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """`mapInArrow` body: each input row names one shard (columns `folder`, `shard`)."""
     for batch in batches:
         for folder, shard in zip(
             batch.column("folder").to_pylist(), batch.column("shard").to_pylist(), strict=True
         ):
-            yield from annotate_shard(as_path(folder), shard, draft_size, batch_rows, clip)
+            yield from annotate_shard(as_path(folder), shard, draft_size, batch_rows, clip, heads)
         kill_point("annotate", "batch")  # a batch of this task annotated, the rest not

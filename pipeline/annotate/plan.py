@@ -31,5 +31,6 @@ def decide(inputs: Mapping[str, DataFrame], config: Config) -> Decisions:
         draft_size=config.annotate.draft_size,
         batch_rows=config.annotate.batch_rows,
         clip=clip,
+        heads=dict(config.annotate.heads),
     )
-    return Decisions(map_batches(inputs["shards"], fn, output_schema(clip)))
+    return Decisions(map_batches(inputs["shards"], fn, output_schema(clip, config.annotate.heads)))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pipeline.errors import ConfigError
 
@@ -15,7 +17,17 @@ class AnnotateConfig:
     # each side: pHash only looks at a 32x32 grey image, so a full decode is wasted work.
     draft_size: int = 64
     batch_rows: int = 2000
+    # Classifier heads over the CLIP image embedding, {name: file}: each writes `score_<name>`
+    # (a state dict of a Linear stack, LAION's aesthetic v2 layout, or TorchScript;
+    # pipeline/clip/heads.py). Needs clip.enabled; the files' digests are in the fingerprint.
+    heads: Mapping[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.draft_size < 32 or self.batch_rows < 1:
             raise ConfigError("config annotate: draft_size must be >= 32 and batch_rows >= 1")
+        for name in self.heads:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+                raise ConfigError(
+                    f"config annotate.heads: head name {name!r} must be lower case letters, "
+                    "digits and _ (it names the column score_<name>)"
+                )

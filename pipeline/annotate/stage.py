@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
+from pipeline.annotate.annotate_shard import head_fields
 from pipeline.annotate.plan import decide, shard_table
-from pipeline.clip.models import load_clip
+from pipeline.clip.heads import loaded_heads
+from pipeline.clip.models import embedding_width, load_clip
 from pipeline.config import Config
 from pipeline.download.stage import complete_shards
+from pipeline.errors import ConfigError
 from pipeline.runner import StageContext, StageResult
 from schemas.tables import ANNOTATION, CLIP_COLUMNS
 
@@ -15,9 +20,17 @@ log = logging.getLogger(__name__)
 
 
 def preflight(config: Config, input_path: str | None = None) -> None:
-    """Load the CLIP weights once on the driver: bad weights are exit 2, not a task error."""
+    """Load the CLIP weights and the heads once on the driver: bad weights, a head of the wrong
+    width or a pickled head are exit 2, not a task error."""
+    if config.annotate.heads and not config.clip.enabled:
+        raise ConfigError(
+            "config annotate.heads: the heads score CLIP embeddings; set clip.enabled"
+        )
     if config.clip.enabled:
-        load_clip(config.clip.model, config.clip.pretrained, "cpu")
+        model, _, _ = load_clip(config.clip.model, config.clip.pretrained, "cpu")
+        width = embedding_width(model)
+        for head in loaded_heads(config.annotate.heads):
+            head.score(np.zeros((1, width), np.float32))  # the width checked, the output shape too
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -26,7 +39,9 @@ def run(ctx: StageContext) -> StageResult:
     downloads = ctx.folder("download")
     shards = complete_shards(downloads)
     decisions = decide({"shards": shard_table(ctx.spark, downloads, shards)}, config)
-    columns = ANNOTATION.names + (CLIP_COLUMNS.names if config.clip.enabled else [])
+    columns = ANNOTATION.names
+    if config.clip.enabled:
+        columns += CLIP_COLUMNS.names + [f.name for f in head_fields(config.annotate.heads)]
     # Rows in: the samples the download stage kept (its identity was checked when it finished).
     rows_in = ctx.stats_entry("download")["rows_kept"]
     figures = {

@@ -125,3 +125,8 @@ def load_clip(model: str, pretrained: str, device: str):  # type: ignore[no-unty
     net.eval()
     log.info("clip: loaded %s (%s) on %s", model, pretrained or "random weights", device)
     return net, preprocess, open_clip.get_tokenizer(model)
+
+
+def embedding_width(model) -> int:  # type: ignore[no-untyped-def]
+    """The width of the model's image embedding (open_clip's vision towers all record it)."""
+    return int(model.visual.output_dim)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -26,7 +25,9 @@ class AnnotateConfig:
         if self.draft_size < 32 or self.batch_rows < 1:
             raise ConfigError("config annotate: draft_size must be >= 32 and batch_rows >= 1")
         for name in self.heads:
-            if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+            name = str(name)
+            plain = name.isascii() and name.replace("_", "").isalnum() and name == name.lower()
+            if not (plain and name[:1].isalpha()):
                 raise ConfigError(
                     f"config annotate.heads: head name {name!r} must be lower case letters, "
                     "digits and _ (it names the column score_<name>)"

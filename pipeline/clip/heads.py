@@ -54,7 +54,13 @@ class Head:
                 f"config annotate.heads.{self.name}: the head takes {self.in_features}-wide "
                 f"embeddings, the CLIP model gives {embeddings.shape[1]}"
             )
-        out = self.module(torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32)))
+        try:
+            out = self.module(torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32)))
+        except RuntimeError as err:  # a TorchScript head of another width
+            raise ConfigError(
+                f"config annotate.heads.{self.name}: the head cannot score "
+                f"{embeddings.shape[1]}-wide embeddings: {str(err).splitlines()[0][:200]}"
+            ) from None
         out = out.reshape(len(embeddings), -1)
         if out.shape[1] != 1:
             raise ConfigError(

@@ -141,6 +141,13 @@ def test_a_head_of_the_wrong_width_is_refused_when_scoring(tmp_path):
         load_head("h", str(path)).score(_embeddings(2, 32))
 
 
+def test_a_torchscript_head_of_the_wrong_width_is_refused(tmp_path):
+    path = tmp_path / "head.pt"
+    torch.jit.save(torch.jit.script(SigmoidHead(16).eval()), str(path))
+    with pytest.raises(ConfigError, match="cannot score 32-wide embeddings"):
+        load_head("h", str(path)).score(_embeddings(2, 32))
+
+
 def test_annotate_writes_head_scores_from_the_stored_embeddings(scored, tiny_checkpoint, tmp_path):
     source, _ = scored
     run = copy_run(source.root, tmp_path / "run")
@@ -164,6 +171,8 @@ def test_annotate_writes_head_scores_from_the_stored_embeddings(scored, tiny_che
 def test_heads_without_clip_are_a_config_error(tmp_path):
     from pipeline.annotate.stage import preflight
 
-    config = load_config(None, [f"annotate.heads={{a: {tmp_path / 'a.pth'}}}"])
+    config = load_config(
+        None, ["clip.enabled=false", f"annotate.heads={{a: {tmp_path / 'a.pth'}}}"]
+    )
     with pytest.raises(ConfigError, match=r"set clip\.enabled"):
         preflight(config)

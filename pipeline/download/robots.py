@@ -40,6 +40,9 @@ MAX_ROBOTS_BYTES = 500 * 1024
 # fetches it itself (the other one died mid-fetch).
 _CLAIM_WAIT_DEADLINES = 2
 _POLL_SECONDS = 0.02
+# Parsed rules kept per process: a crawl's shards hold URLs of millions of origins, so the oldest
+# are forgotten past this many (read back from the run's shared files if met again, not fetched).
+MAX_CACHED_ORIGINS = 50_000
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,11 @@ class RobotsCache:
             if found is None:
                 rules = self._shared(origin, agent)
                 found = self._parsers[origin] = (rules, rules.parser())
+                if len(self._parsers) > MAX_CACHED_ORIGINS:
+                    with self._guard:
+                        oldest = next(iter(self._parsers))
+                        self._parsers.pop(oldest, None)
+                        self._locks.pop(oldest, None)
         return found
 
     def _shared(self, origin: str, agent: str) -> RobotsRules:

@@ -269,3 +269,18 @@ def test_respect_robots_txt_off_fetches_no_robots_txt():
         policy = FetchPolicy(allowed_networks=("127.0.0.1/32",), robots_txt=False)
         assert _fetch(build_opener(policy), server.base + "/private/a.jpg") == "ok"
     assert server.robots_fetches == 0
+
+
+def test_forgotten_origins_are_read_back_from_the_shared_files_not_fetched(tmp_path, monkeypatch):
+    from pipeline.download import robots
+
+    monkeypatch.setattr(robots, "MAX_CACHED_ORIGINS", 1)
+    with (
+        RobotsServer(body="User-agent: *\nDisallow: /private/\n") as first,
+        RobotsServer(body="User-agent: *\nAllow: /\n") as second,
+    ):
+        opener = build_opener(_policy(str(tmp_path / "robots")))
+        for _ in range(3):
+            assert _fetch(opener, first.base + "/private/a.jpg").endswith("disallows this path")
+            assert _fetch(opener, second.base + "/private/a.jpg") == "ok"
+        assert (first.robots_fetches, second.robots_fetches) == (1, 1)

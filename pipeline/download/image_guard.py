@@ -129,11 +129,14 @@ class SafeResizer(Resizer):
     def __init__(self, *args, max_pixels: int, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.max_pixels = max_pixels
-        # The resizer module's only use of OpenCV's decoder is its one imdecode call.
-        if not isinstance(img2dataset.resizer.cv2, _Cv2WithDecoded):
-            img2dataset.resizer.cv2 = _Cv2WithDecoded()
 
     def __call__(self, img_stream, blurring_bbox_list=None):  # type: ignore[no-untyped-def]
+        # The resizer module's only use of OpenCV's decoder is its one imdecode call. Installed
+        # here, in the process that decodes: img2dataset builds the resizer on the driver and
+        # pickles it to spawned workers and executors, whose resizer module is fresh (installed in
+        # __init__ only, every worker decoded each JPEG twice).
+        if not isinstance(img2dataset.resizer.cv2, _Cv2WithDecoded):
+            img2dataset.resizer.cv2 = _Cv2WithDecoded()
         img_stream.seek(0)
         error, image = _inspect(img_stream.read(), self.max_pixels)
         if error is not None:

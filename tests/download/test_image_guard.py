@@ -207,6 +207,45 @@ def test_bomb_is_refused_without_the_memory_growing(tmp_path):
     assert bare["growth_mb"] > 150
 
 
+_DECODE_IN_FRESH_PROCESS = textwrap.dedent(
+    """
+    import io, pickle, sys
+    import cv2
+    decodes = []
+    real = cv2.imdecode
+    cv2.imdecode = lambda buf, flags: decodes.append(1) or real(buf, flags)
+    resizer = pickle.loads(sys.stdin.buffer.read())
+    with open(sys.argv[1], "rb") as f:
+        data = f.read()
+    for _ in range(3):
+        assert resizer(io.BytesIO(data))[-1] is None
+    print(len(decodes))
+    """
+)
+
+
+def test_a_resizer_pickled_to_a_fresh_process_decodes_each_jpeg_once(tmp_path):
+    """img2dataset builds the resizer on the driver and pickles it to spawned workers (and Spark
+    executors): there too, OpenCV must not decode a JPEG the guard decoded already."""
+    import pickle
+
+    from pipeline.download.image_guard import SafeResizer
+
+    resizer = SafeResizer(
+        max_pixels=89_478_485, image_size=64, resize_mode="keep_ratio", resize_only_if_bigger=True
+    )
+    image = tmp_path / "a.jpg"
+    image.write_bytes(_jpeg())
+    out = subprocess.run(
+        [sys.executable, "-c", _DECODE_IN_FRESH_PROCESS, str(image)],
+        input=pickle.dumps(resizer),
+        capture_output=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert out.stdout.decode().split()[-1] == "0"  # OpenCV decoded none of the three JPEGs
+
+
 def test_resizer_sets_the_opencv_bound_in_the_process_that_decodes(monkeypatch):
     """Executors of the pyspark distributor never run the driver's setup: the resizer itself
     sets OpenCV's decode bound before the first decode of its process."""

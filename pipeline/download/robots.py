@@ -3,6 +3,9 @@ run through the same guards (address policy, deadline, size limit), cached in th
 disk (`work/download/robots/`, shared by every download process of the run), parsed by Protego
 (Scrapy's RFC 9309 parser: longest match wins, `*` and `$` wildcards, product-token matching).
 
+An origin our address policy refuses is not asked for its robots.txt: the request goes on and is
+refused at connect time with its own reason (`download.blocked_address`).
+
 Status rules, RFC 9309 section 2.3.1: a 2xx body is parsed (its first 500 KiB, 2.5); 4xx means
 "unavailable": the crawler may access any resource (2.3.1.3); 5xx, a network error or a timeout
 means "unreachable": assume complete disallow (2.3.1.4). Redirects are followed by the guarded
@@ -28,7 +31,7 @@ from urllib.parse import urlsplit
 
 from protego import Protego
 
-from pipeline.download.markers import ROBOTS_DISALLOWED
+from pipeline.download.markers import BLOCKED, ROBOTS_DISALLOWED
 from pipeline.files import write_text_atomically
 from pipeline.storage import StoragePath, as_path, is_local
 
@@ -48,7 +51,8 @@ MAX_CACHED_ORIGINS = 50_000
 @dataclass(frozen=True)
 class RobotsRules:
     """What one origin's robots.txt says: `status` is `parsed` (a 2xx body), `unavailable` (4xx:
-    allow all) or `unreachable` (5xx, network error, timeout: disallow all)."""
+    allow all), `unreachable` (5xx, network error, timeout: disallow all) or `refused` (our
+    address policy refuses the origin: the request itself will be refused, for that reason)."""
 
     origin: str
     status: str
@@ -94,7 +98,10 @@ def fetch_rules(
             return RobotsRules(origin, "unavailable", why=f"HTTP {err.code}")
         return RobotsRules(origin, "unreachable", why=f"HTTP {err.code}")
     except (OSError, ValueError) as err:  # URLError, timeouts, refused addresses, bad responses
-        return RobotsRules(origin, "unreachable", why=f"{type(err).__name__}: {str(err)[:200]}")
+        message = f"{type(err).__name__}: {str(err)[:200]}"
+        if BLOCKED in str(err) and "redirect to" not in str(err):  # the origin itself
+            return RobotsRules(origin, "refused", why=message)
+        return RobotsRules(origin, "unreachable", why=message)
     return RobotsRules(origin, "parsed", body.decode("utf-8", errors="replace"))
 
 
@@ -178,7 +185,7 @@ class RobotsCache:
 
     def allows(self, url: str, agent: str) -> tuple[bool, RobotsRules]:
         rules, parser = self.rules(origin_of(url), agent)
-        if rules.status == "unavailable":
+        if rules.status in ("unavailable", "refused"):
             return True, rules
         if parser is None:
             return False, rules

@@ -284,3 +284,14 @@ def test_forgotten_origins_are_read_back_from_the_shared_files_not_fetched(tmp_p
             assert _fetch(opener, first.base + "/private/a.jpg").endswith("disallows this path")
             assert _fetch(opener, second.base + "/private/a.jpg") == "ok"
         assert (first.robots_fetches, second.robots_fetches) == (1, 1)
+
+
+def test_an_origin_the_address_policy_refuses_keeps_its_own_reason():
+    import urllib.error
+
+    with RobotsServer(body="User-agent: *\nAllow: /\n") as server:
+        opener = build_opener(FetchPolicy(robots_txt=True))  # loopback not allowed
+        request = urllib.request.Request(server.base + "/a.jpg", headers={"User-Agent": "x"})
+        with pytest.raises(urllib.error.URLError, match=r"\[blocked_address\]"):
+            opener.open(request, timeout=5)
+    assert server.robots_fetches == 0 and server.images == 0

@@ -119,7 +119,9 @@ def downloaded(spark, tmp_path_factory):
         ingest = run_stage("ingest", run, load_config(None, LOCAL_NETWORK), input_path=str(src))
         run_stage("preselect", run, load_config(None, LOCAL_NETWORK))
         download = run_stage("download", run, load_config(None, LOCAL_DOWNLOAD))
-        fetched = server.request_count
+        # The images, and the origin's robots.txt once (download.respect_robots_txt).
+        assert server.requests.count("/robots.txt") == 1
+        fetched = server.request_count - 1
     return run, urls, ingest, download, fetched
 
 

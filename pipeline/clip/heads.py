@@ -33,7 +33,6 @@ from pipeline.storage import as_path
 log = logging.getLogger(__name__)
 
 _LINEAR_KEY = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)\.weight$")
-HEAD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -130,11 +129,8 @@ def _linear_stack(name: str, state: Mapping[str, torch.Tensor]) -> _LinearStack:
 
 
 def load_head(name: str, path: str) -> Head:
-    """Load one head file (a path or URL); ConfigError when it cannot be used."""
-    if not HEAD_NAME.match(name):
-        raise ConfigError(
-            f"config annotate.heads: head name {name!r} must be lower case letters, digits and _"
-        )
+    """Load one head file (a path or URL); ConfigError when it cannot be used. The name was
+    checked with the config (`AnnotateConfig.validate`)."""
     try:
         data = as_path(path).read_bytes()
     except OSError as err:

@@ -126,7 +126,6 @@ class RobotsCache:
         self._parsers: dict[str, tuple[RobotsRules, Protego | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        self.fetches = 0
 
     def rules(self, origin: str, agent: str) -> tuple[RobotsRules, Protego | None]:
         found = self._parsers.get(origin)
@@ -177,7 +176,6 @@ class RobotsCache:
         return rules
 
     def _fetch(self, origin: str, agent: str) -> RobotsRules:
-        self.fetches += 1
         rules = fetch_rules(origin, self.opener, agent, self.timeout)
         if rules.status != "parsed":
             log.info("download: robots.txt of %s %s (%s)", origin, rules.status, rules.why)

@@ -151,11 +151,11 @@ def test_a_torchscript_head_of_the_wrong_width_is_refused(tmp_path):
 def test_annotate_writes_head_scores_from_the_stored_embeddings(scored, tiny_checkpoint, tmp_path):
     source, _ = scored
     run = copy_run(source.root, tmp_path / "run")
-    width = to_matrix(pq.read_table(run.annotations, columns=["image_embedding"]).column(0)).shape
+    dim = to_matrix(pq.read_table(run.annotations, columns=["image_embedding"]).column(0)).shape[1]
     torch.manual_seed(3)
     state_path, script_path = tmp_path / "aesthetic.pth", tmp_path / "nsfw.pt"
-    torch.save(AestheticMLP(input_size=width[1]).state_dict(), state_path)
-    torch.jit.save(torch.jit.script(SigmoidHead(width[1]).eval()), str(script_path))
+    torch.save(AestheticMLP(input_size=dim).state_dict(), state_path)
+    torch.jit.save(torch.jit.script(SigmoidHead(dim).eval()), str(script_path))
     heads = f"annotate.heads={{aesthetic: {state_path}, nsfw: {script_path}}}"
     config = load_config(None, [*clip_overrides(tiny_checkpoint), heads])
     run_stage("annotate", run.root, config)

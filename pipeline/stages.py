@@ -124,8 +124,9 @@ STAGES: tuple[Stage, ...] = (
         ignore=("annotate.batch_rows",),
         files=("annotate.heads",),
         preflight="pipeline.annotate.stage:preflight",
-        # 1: window_phashes always, image_embedding whenever CLIP runs.
-        version=1,
+        # 1: window_phashes always, image_embedding whenever CLIP runs. 2: served_sha256 (the
+        # served bytes' SHA-256, which dedup.blocklists' SHA-256 entries match).
+        version=2,
     ),
     Stage(
         name="dedup",

@@ -34,6 +34,13 @@ NOISE_KINDS: tuple[str, ...] = (
     "fault_bomb",
     "fault_noai",
     "fault_redirect",
+    # Rights and safety (re-LAION-5B): a pair whose URL is on a URL blocklist (as its SHA-256 or
+    # MD5), one whose picture is on an image hash list (its SHA-256, or its pHash), and one served
+    # under a path the host's robots.txt disallows. Each is an ordinary picture, truthfully
+    # captioned: only the lists and robots.txt say it must go.
+    "blocklisted_url",
+    "blocklisted_image",
+    "robots_disallowed",
 )
 # Edits of a clean original that keep the photo (and its class) but move its pHash far: what a
 # semantic (embedding) dedup is for. Each is a copy of its original: `duplicate_of`, same label.
@@ -56,6 +63,9 @@ PICTURELESS_FAULTS = frozenset(
 )
 # Fault rows whose route serves (or redirects to) a real file that the generator writes.
 FILE_BACKED_FAULTS = frozenset({"fault_slow", "fault_truncated", "fault_noai", "fault_redirect"})
+# Where the pictures of `robots_disallowed` rows live on the server: the path its robots.txt
+# disallows for every user agent.
+ROBOTS_DISALLOWED_PREFIX = "private/"
 
 GROUND_TRUTH_SCHEMA = pa.schema(
     [

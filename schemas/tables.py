@@ -88,6 +88,10 @@ ANNOTATION = pa.schema(
         pa.field("original_width", pa.int32()),
         pa.field("original_height", pa.int32()),
         pa.field("sha256", pa.string()),  # of the stored image bytes
+        # Of the bytes as served, before any resize or re-encode (img2dataset's compute_hash):
+        # what published image hash lists carry (dedup.blocklists). Null when the download
+        # recorded none.
+        pa.field("served_sha256", pa.string()),
         # 64-bit imagehash pHash, as a signed 64-bit integer (two's complement of the hash).
         pa.field("phash", pa.int64()),
         # pHashes of crop windows and the mirrored frame (pipeline/annotate/window_hash.py), for

@@ -46,7 +46,7 @@ UNREADABLE_SHARD = check("annotate.unreadable_shard")
 def _expected(downloads: StoragePath, shard: str) -> dict[str, dict]:
     """key -> row of the shard's parquet, for the samples img2dataset downloaded successfully."""
     fs, path = arrow_filesystem(downloads / f"{shard}.parquet")
-    wanted = ["uid", "key", "status", "caption", "original_width", "original_height"]
+    wanted = ["uid", "key", "status", "caption", "original_width", "original_height", "sha256"]
     present = set(pq.read_schema(path, filesystem=fs).names)
     table = pq.read_table(path, columns=[c for c in wanted if c in present], filesystem=fs)
     table = table.filter(pc.equal(table.column("status"), "success"))
@@ -61,6 +61,7 @@ def _row(shard: str, meta: dict, **values) -> dict:
         key=meta["key"],
         original_width=meta["original_width"],
         original_height=meta["original_height"],
+        served_sha256=meta.get("sha256"),
     )
     row.update(values)
     return row

@@ -320,8 +320,13 @@ def _drop_blocked(
     if blocked is None:
         return samples, None
     blocked = blocked.localCheckpoint()
+    # Published lists hash the picture as served; img2dataset's resize and re-encode change
+    # the stored bytes, so the entries are matched against served_sha256, not sha256.
+    listed_sha = blocked.filter(F.col("kind") == "sha256").withColumnRenamed(
+        "sha256", "served_sha256"
+    )
     by_sha = (
-        samples.join(F.broadcast(blocked.filter(F.col("kind") == "sha256")), "sha256")
+        samples.join(F.broadcast(listed_sha), "served_sha256")
         .groupBy("uid")
         .agg(F.min("list").alias("list"))
         .withColumn("how", F.lit("sha256"))
@@ -368,6 +373,11 @@ def _hashed_samples(annotations: DataFrame, cfg: DedupConfig) -> DataFrame:
         "uid",
         "phash",
         "sha256",
+        (
+            F.col("served_sha256")
+            if "served_sha256" in annotations.columns
+            else F.lit(None).cast("string").alias("served_sha256")
+        ),
         (F.col("original_width").cast("long") * F.col("original_height").cast("long")).alias(
             "area"
         ),

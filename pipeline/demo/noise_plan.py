@@ -24,6 +24,7 @@ from schemas.ground_truth import (
     FILE_BACKED_FAULTS,
     NOISE_KINDS,
     PICTURELESS_FAULTS,
+    ROBOTS_DISALLOWED_PREFIX,
 )
 
 # ALIGN drops alt-texts shared by more than 10 images; each boilerplate phrase that is used at all
@@ -37,6 +38,7 @@ _STREAM_PIXELS = 2
 _STREAM_ORDER = 3
 _STREAM_EVAL = 4
 _STREAM_CLASSES = 5
+_STREAM_HEAD = 6
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class NoiseMix:
     fault_bomb: float = 0.01
     fault_noai: float = 0.01
     fault_redirect: float = 0.01
+    # Off by default (the test webs stay as they were); the demo's web plants them.
+    blocklisted_url: float = 0.0
+    blocklisted_image: float = 0.0
+    robots_disallowed: float = 0.0
 
     def __post_init__(self) -> None:
         fractions = self.fractions()
@@ -117,6 +123,8 @@ class _Row:
 def _path_for(gt_id: int, noise: str) -> tuple[str, str | None]:
     """(URL path, file path) of a row; fault kinds live under the server's fault/ routes."""
     image = f"images/{gt_id:06d}.jpg"
+    if noise == "robots_disallowed":
+        return ROBOTS_DISALLOWED_PREFIX + image, ROBOTS_DISALLOWED_PREFIX + image
     if noise == "fault_redirect":
         return f"fault/redirect/{image}", image
     if noise == "fault_bomb":

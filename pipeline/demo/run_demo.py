@@ -14,7 +14,9 @@ from typing import Any
 from pipeline.compare.run_compare import run_compare, train_selection
 from pipeline.compare.selections import Selection, parse_selections
 from pipeline.config import Config
+from pipeline.demo.blocklists import blocklist_paths, write_demo_blocklists
 from pipeline.demo.compare import RAW, demo_train_config, scorer_config
+from pipeline.demo.head import HEAD_NAME, ensure_demo_head
 from pipeline.demo.image_server import ImageServer
 from pipeline.demo.synthetic_web import (
     CONCEPTS_FILE,
@@ -56,6 +58,9 @@ DEMO_SELECTIONS = (
     "clip_balance=clip_score+balance",
 )
 DEMO_PAIRS = 8000
+# Where the demo writes its blocklists and its trained head, in the run directory.
+BLOCKLISTS = "web/blocklists"
+HEADS = "heads"
 # The demo's web: a quarter of alt-texts describe another picture, as in a raw crawl, where
 # CLIP filtering removes most of the pool (DataComp keeps 30 % of CommonPool); 2 % each of the
 # copies that full-frame pHash misses (larger crop, mirror, colour filter, text overlay), taken
@@ -64,7 +69,7 @@ DEMO_PAIRS = 8000
 # top fraction).
 DEMO_MIX = NoiseMix(
     clean=0.30,
-    mismatched_caption=0.19,
+    mismatched_caption=0.16,
     off_target=0.06,
     boilerplate_caption=0.05,
     non_english=0.05,
@@ -74,6 +79,11 @@ DEMO_MIX = NoiseMix(
     variant_flip=0.02,
     variant_colour=0.02,
     variant_overlay=0.02,
+    # Rights and safety, 1 % each (taken from the mismatched captions): pairs on the demo's URL
+    # and image hash blocklists, and pictures under the path the server's robots.txt disallows.
+    blocklisted_url=0.01,
+    blocklisted_image=0.01,
+    robots_disallowed=0.01,
 )
 
 
@@ -86,6 +96,17 @@ def demo_config(config: Config) -> Config:
         ),
         download=dataclasses.replace(config.download, timeout=min(config.download.timeout, 3.0)),
     )
+
+
+def with_demo_blocklists(config: Config, run_root: Path) -> Config:
+    """The web's URL and image hash blocklists (written by _fetch) where the user named none."""
+    lists = blocklist_paths(run_root / BLOCKLISTS)
+    ingest, dedup = config.ingest, config.dedup
+    if not ingest.blocklists:
+        ingest = dataclasses.replace(ingest, blocklists=(str(lists.urls),))
+    if not dedup.blocklists:
+        dedup = dataclasses.replace(dedup, blocklists=(str(lists.images),))
+    return config.replace(ingest=ingest, dedup=dedup)
 
 
 def _start_over(run: RunDir) -> None:
@@ -116,6 +137,8 @@ def _fetch(run: RunDir, config: Config, pairs: int, seed: int) -> None:
         )
     with ImageServer(web.files_dir, slow_seconds=5.0) as server:
         source = write_input_parquet(web, server.base_url, run.root / "input.parquet")
+        # The URL list names the server's port: written for this server, before ingest reads it.
+        write_demo_blocklists(web, server.base_url, run.root / BLOCKLISTS)
         run_stages(run.root, config, str(source), ["ingest", "preselect", "download"])
 
 
@@ -125,6 +148,17 @@ def _scorer(config: Config, raw: dict[str, Any]) -> Config:
         # No pretrained weights can be fetched offline: bootstrap from the raw-data model.
         return scorer_config(config, Path(raw["checkpoint"]))
     return config
+
+
+def _with_head(config: Config, run: RunDir, seed: int) -> Config:
+    """annotate.heads with the demo's off-target head, trained over the scorer's embeddings,
+    where the user named no heads of their own."""
+    if not config.clip.enabled or config.annotate.heads:
+        return config
+    head = ensure_demo_head(run.root / HEADS, config.clip, seed)
+    return config.replace(
+        annotate=dataclasses.replace(config.annotate, heads={HEAD_NAME: str(head)})
+    )
 
 
 def run_demo(
@@ -144,7 +178,9 @@ def run_demo(
     if config.clip.pretrained != "openai":
         # The user's own scorer: check it loads before an hour of downloading.
         preflight(config, ["annotate", "dedup"])
-    if stage_state(run, get_stage("download"), config).status != "complete":
+    config = with_demo_blocklists(config, run.root)
+    fetched = (run.root / BLOCKLISTS).is_dir()
+    if not fetched or stage_state(run, get_stage("download"), config).status != "complete":
         _start_over(run)
         _fetch(run, config, pairs, seed)
     web = run.root / "web"
@@ -154,7 +190,7 @@ def run_demo(
         generate_eval_set(web / "reference", n_per_class=REFERENCE_PER_CLASS, seed=seed + 2)
     stages = run.stats()["stages"]
     raw = train_selection(run, RAW, run.downloads, stages["download"]["fingerprint"], config)
-    config = _scorer(config, raw)
+    config = _with_head(_scorer(config, raw), run, seed)
     run_stages(run.root, config, names=["annotate", "dedup", "select", "balance", "shard"])
     comparison = run_compare(run.root, compare_config(config, web), demo_selections())
     run_report(run.root, config)

@@ -53,6 +53,7 @@ from schemas.ground_truth import (
     GROUND_TRUTH_SCHEMA,
     NOISE_KINDS,
     PICTURELESS_FAULTS,
+    ROBOTS_DISALLOWED_PREFIX,
     VARIANT_KINDS,
 )
 
@@ -87,6 +88,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 # The class names, one per line, beside ground_truth.parquet.
 CONCEPTS_FILE = "concepts.txt"
+ROBOTS_TXT = "robots.txt"
+
+
+def robots_txt() -> str:
+    """The web's robots.txt (RFC 9309): every user agent is kept out of the private/ pictures."""
+    return f"# The synthetic web's opt-out.\nUser-agent: *\nDisallow: /{ROBOTS_DISALLOWED_PREFIX}\n"
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,9 @@ def generate_web(
         }
     )
     (out_dir / CONCEPTS_FILE).write_text("".join(f"{c}\n" for c in CLASSES))
+    if any(row.noise == "robots_disallowed" for row in rows):
+        # Served as a file at /robots.txt: a web without such rows has none (404: allow all).
+        (files_dir / ROBOTS_TXT).write_text(robots_txt())
     gt_path = out_dir / "ground_truth.parquet"
     # Written last, via a rename: its presence means the web is complete.
     write_atomically(gt_path, functools.partial(pq.write_table, table))

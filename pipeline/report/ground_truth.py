@@ -31,8 +31,11 @@ class FilterTarget:
     stage: str
     reasons: frozenset[str]
     targets: frozenset[str]
-    # Scored only when it dropped something: a rule that runs only when listed (select.rules).
+    # Scored only when it dropped something: a rule that runs only when listed (select.rules),
+    # or a list only some runs have (ingest.blocklists, dedup.blocklists).
     optional: bool = False
+    # Scored per planted group of copies (dedup): drops against members - 1 per group.
+    groups: bool = False
 
 
 _TEXT_RULES = frozenset(
@@ -46,6 +49,13 @@ _TEXT_RULES = frozenset(
     }
 )
 FILTERS: tuple[FilterTarget, ...] = (
+    FilterTarget(
+        "URL blocklists",
+        "ingest",
+        frozenset({check("ingest.blocked_url"), check("ingest.blocked_domain")}),
+        frozenset({"blocklisted_url"}),
+        optional=True,
+    ),
     FilterTarget(
         "alt-text rules (ALIGN, DataComp)",
         "ingest",
@@ -64,17 +74,30 @@ FILTERS: tuple[FilterTarget, ...] = (
         frozenset(reasons_for_stage("download")),
         # A redirect to an allowed host is followed and its picture kept: not noise to drop.
         frozenset(
-            (PICTURELESS_FAULTS | FILE_BACKED_FAULTS | {"small_image", "extreme_aspect"})
+            (
+                PICTURELESS_FAULTS
+                | FILE_BACKED_FAULTS
+                | {"small_image", "extreme_aspect", "robots_disallowed"}
+            )
             - {"fault_redirect"}
         ),
+    ),
+    FilterTarget(
+        "image hash blocklists",
+        "dedup",
+        frozenset({check("dedup.blocked_image")}),
+        frozenset({"blocklisted_image"}),
+        optional=True,
     ),
     # Targets of dedup are every member of a planted duplicate group: which copy survives is the
     # keep rule's choice, so recall counts drops against (members - 1) per group.
     FilterTarget(
         "dedup (exact, pHash, semantic)",
         "dedup",
-        frozenset(reasons_for_stage("dedup")) - {check("dedup.eval_overlap")},
+        frozenset(reasons_for_stage("dedup"))
+        - {check("dedup.eval_overlap"), check("dedup.blocked_image")},
         frozenset(DUPLICATE_KINDS),
+        groups=True,
     ),
     FilterTarget(
         "CLIP score",
@@ -211,7 +234,7 @@ def score_against_truth(
         dropped = [gt for gt in reached if gt_reason.get(gt) in f.reasons]
         if f.optional and not dropped:
             continue
-        if f.stage == "dedup":
+        if f.groups:
             members = Counter(group[gt] for gt in reached)
             in_group = {gt for gt in reached if members[group[gt]] > 1}
             correct = sum(1 for gt in dropped if gt in in_group)
@@ -221,6 +244,64 @@ def score_against_truth(
             expected = sum(1 for gt in reached if noise[gt] in f.targets)
         scores.append(FilterScore(f.name, f.stage, len(dropped), correct, expected))
     return TruthReport(fates=fates, scores=scores, matched=len(fate))
+
+
+# A head named after a planted noise kind is a classifier of that kind: its score (a
+# probability, as pipeline.clip.head_training makes them) above this flags a row.
+HEAD_THRESHOLD = 0.5
+# The columns such heads write.
+HEAD_COLUMNS = tuple(f"score_{kind}" for kind in NOISE_KINDS)
+
+
+@dataclass(frozen=True)
+class HeadScore:
+    """A classifier head's flags (score > HEAD_THRESHOLD) over the annotated rows, against the
+    planted kind it is named after."""
+
+    name: str
+    scored: int
+    flagged: int
+    correct: int
+    targeted: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.correct / self.flagged if self.flagged else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.correct / self.targeted if self.targeted else None
+
+
+def head_columns(names: Iterable[str]) -> list[str]:
+    """The `score_<kind>` columns among `names` whose kind is a planted noise kind."""
+    return [n for n in names if n in HEAD_COLUMNS]
+
+
+def score_heads_against_truth(
+    truth: pa.Table, pairs: pa.Table, scores: pa.Table
+) -> list[HeadScore]:
+    """Each `score_<kind>` column of `scores` (uid and the heads' columns, one row per annotated
+    sample) against the planted `kind`, over the rows linked to the truth."""
+    noise = dict(
+        zip(truth.column("gt_id").to_pylist(), truth.column("noise").to_pylist(), strict=True)
+    )
+    gt_of = _gt_of_uid(pairs)
+    kinds = [noise.get(gt_of.get(uid, -1)) for uid in scores.column("uid").to_pylist()]
+    out = []
+    for column in head_columns(scores.schema.names):
+        kind = column.removeprefix("score_")
+        flagged = correct = targeted = scored = 0
+        for planted, value in zip(kinds, scores.column(column).to_pylist(), strict=True):
+            if planted is None or value is None:
+                continue
+            scored += 1
+            hit = value > HEAD_THRESHOLD
+            flagged += hit
+            targeted += planted == kind
+            correct += hit and planted == kind
+        out.append(HeadScore(kind, scored, flagged, correct, targeted))
+    return out
 
 
 def fate_columns(report: TruthReport) -> list[str]:

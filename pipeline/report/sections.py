@@ -15,15 +15,19 @@ import pyarrow.parquet as pq
 from pipeline.report import plots
 from pipeline.report.ground_truth import (
     DROP_HEADERS,
+    HEAD_COLUMNS,
+    HEAD_THRESHOLD,
     KIND_HEADERS,
     drop_rows,
     fate_columns,
+    head_columns,
     kind_rows,
     score_against_truth,
     score_dedup_against_truth,
+    score_heads_against_truth,
 )
 from pipeline.report.html_page import Sample, esc, grid, plot, table
-from pipeline.report.run_tables import RunTables
+from pipeline.report.run_tables import RunTables, read_parquet_dir
 from pipeline.report.thumbnails import png_uri, read_image_bytes, thumbnail_uri
 from pipeline.storage import arrow_filesystem
 from schemas.reasons import COUNTS_ONLY, REASONS, check
@@ -231,9 +235,36 @@ def truth_section(tables: RunTables, pairs: pa.Table | None) -> Section | None:
         ["noise kind", *columns],
         [(kind, *(row.get(c, 0) for c in columns)) for kind, row in report.fates.items()],
     )
+    body += _heads_truth_html(truth, pairs, tables)
     if tables.dedup is not None and tables.run.is_complete("dedup"):
         body += _dedup_truth_html(truth, pairs, tables)
     return "Filters against the planted ground truth", body
+
+
+def _heads_truth_html(truth: pa.Table, pairs: pa.Table, tables: RunTables) -> str:
+    """The classifier heads named after a planted kind (annotate.heads), scored against it."""
+    if tables.annotations is None:
+        return ""
+    # Columns the annotations lack are left out: a run without heads reads uid alone.
+    scores = read_parquet_dir(tables.run.annotations, ["uid", *HEAD_COLUMNS])
+    if scores is None or not head_columns(scores.schema.names):
+        return ""
+    heads = score_heads_against_truth(truth, pairs, scores)
+    body = (
+        "<h3>Classifier heads against the planted truth</h3><p>A head named after a planted "
+        f"noise kind (annotate.heads) flags a sample whose score is over {HEAD_THRESHOLD}; "
+        "precision: flagged samples of that kind / flagged; recall: flagged / samples of that "
+        "kind, over every annotated sample. A score is a column, not a drop: select.max applies "
+        "it.</p>"
+    )
+    return body + table(
+        ["head", "scored", "flagged", "correct", "planted", "precision", "recall"],
+        [
+            (f"score_{h.name}", h.scored, h.flagged, h.correct, h.targeted, h.precision, h.recall)
+            for h in heads
+        ],
+        text_cols=1,
+    )
 
 
 def _dedup_truth_html(truth: pa.Table, pairs: pa.Table, tables: RunTables) -> str:

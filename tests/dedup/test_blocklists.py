@@ -4,6 +4,9 @@ counts against a brute-force search of the annotations), the list's name the onl
 
 from __future__ import annotations
 
+import hashlib
+from urllib.parse import unquote, urlsplit
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -49,15 +52,30 @@ def _bits(a: int, b: int) -> int:
     return bin((a ^ b) & (2**64 - 1)).count("1")
 
 
-def test_listed_images_are_dropped_with_the_lists_name(annotated, tmp_path):
+def _served_sha256(run, web) -> dict[str, str]:
+    """uid -> SHA-256 of the file the server sent for it (read from the web, not the run)."""
+    out = {}
+    for part in sorted(run.downloads.glob("*.parquet")):
+        for r in pq.read_table(part, columns=["uid", "url", "status"]).to_pylist():
+            if r["status"] == "success":
+                # A redirect route sends the file it redirects to.
+                path = unquote(urlsplit(r["url"]).path).lstrip("/").removeprefix("fault/redirect/")
+                out[r["uid"]] = hashlib.sha256((web.files_dir / path).read_bytes()).hexdigest()
+    return out
+
+
+def test_listed_images_are_dropped_with_the_lists_name(annotated, web_and_server, tmp_path):
     run = copy_run(annotated[0].root, tmp_path / "run")
+    served = _served_sha256(run, web_and_server[0])
     rows = pq.read_table(run.annotations, columns=["uid", "sha256", "phash"]).to_pylist()
-    rows = [r for r in rows if r["phash"] is not None]
+    rows = [r | {"served": served[r["uid"]]} for r in rows if r["phash"] is not None]
     by_sha, by_hash = rows[0], rows[len(rows) // 2]
+    # The download resizes and re-encodes: the stored bytes are not the ones a list names.
+    assert by_sha["sha256"] != by_sha["served"]
     sha_list, hash_list = tmp_path / "bytes.txt", tmp_path / "phashes.txt"
-    sha_list.write_text(f"sha256:{by_sha['sha256']}\n")
+    sha_list.write_text(f"sha256:{by_sha['served']}\n")
     hash_list.write_text(f"phash:{by_hash['phash'] & (2**64 - 1):016x}\n")
-    want_sha = {r["uid"] for r in rows if r["sha256"] == by_sha["sha256"]}
+    want_sha = {r["uid"] for r in rows if r["served"] == by_sha["served"]}
     want_hash = {r["uid"] for r in rows if _bits(r["phash"], by_hash["phash"]) <= 4} - want_sha
     config = load_config(
         None,
@@ -81,12 +99,22 @@ def test_listed_images_are_dropped_with_the_lists_name(annotated, tmp_path):
     assert entry["settings"]["dedup.blocklists.sha256"] == digests
 
 
+def test_annotate_records_the_served_bytes_sha256(annotated, web_and_server):
+    run = annotated[0]
+    served = _served_sha256(run, web_and_server[0])
+    rows = pq.read_table(run.annotations, columns=["uid", "served_sha256", "phash"]).to_pylist()
+    rows = [r for r in rows if r["phash"] is not None]
+    assert rows and {r["uid"]: r["served_sha256"] for r in rows} == {
+        r["uid"]: served[r["uid"]] for r in rows
+    }
+
+
 def test_a_sha256_only_list_builds_no_phash_index(annotated, tmp_path):
     run = copy_run(annotated[0].root, tmp_path / "run")
-    rows = pq.read_table(run.annotations, columns=["uid", "sha256"]).to_pylist()
+    rows = pq.read_table(run.annotations, columns=["uid", "served_sha256"]).to_pylist()
     listed = tmp_path / "bytes.txt"
-    listed.write_text(f"{rows[0]['sha256']}\n")
-    want = sum(1 for r in rows if r["sha256"] == rows[0]["sha256"])
+    listed.write_text(f"{rows[0]['served_sha256']}\n")
+    want = sum(1 for r in rows if r["served_sha256"] == rows[0]["served_sha256"])
     entry = run_stage(
         "dedup", run.root, load_config(None, [*NO_CLIP, f"dedup.blocklists=[{listed}]"])
     )

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.cli import main
 from pipeline.demo.compare import DEMO_TOP_FRACTION
 from pipeline.ledger import read_ledger
+from pipeline.report.input_pairs import input_pairs
 from pipeline.run_dir import RunDir
 from tests.conftest import DEMO_ARGS, DEMO_PAIRS
+
+# Alt-text rules that can drop any pair of a head class before its own filter sees it.
+INGEST_TEXT_RULES = {"ingest.caption_repeated", "ingest.too_few_words", "ingest.too_many_words"}
 
 
 def test_demo_accounts_for_every_pair(demo_run):
@@ -118,3 +123,47 @@ def test_demo_run_again_changes_nothing(demo_run, capsys):
     assert "curated - raw top-1" in out and "report: " in out
     assert demo_run.stats() == stats
     assert (demo_run.root / "comparison.json").read_text() == before
+
+
+def test_demo_drops_its_blocklisted_and_robots_disallowed_pairs(demo_run):
+    """The web plants pairs on the demo's URL and image lists and under the path its robots.txt
+    disallows: each reaching its filter is dropped there, with that filter's reason code."""
+    truth = pq.read_table(demo_run.root / "web" / "ground_truth.parquet").to_pylist()
+    noise = {r["gt_id"]: r["noise"] for r in truth}
+    pairs = input_pairs(demo_run).to_pylist()
+    reason = {r["uid"]: r["reason"] for r in read_ledger(demo_run.ledger).to_pylist()}
+    fates = {(noise[p["gt_id"]], reason.get(p["uid"])) for p in pairs}
+    planted = {"blocklisted_url", "blocklisted_image", "robots_disallowed"}
+    assert planted <= {kind for kind, _ in fates}
+    # An image listed by hash can go earlier for another reason (a repeated caption), never later.
+    allowed = {
+        "blocklisted_url": {"ingest.blocked_url"},
+        "blocklisted_image": {"dedup.blocked_image"} | INGEST_TEXT_RULES,
+        "robots_disallowed": {"download.robots_disallowed"} | INGEST_TEXT_RULES,
+    }
+    for kind, why in fates:
+        if kind in planted:
+            assert why in allowed[kind], (kind, why)
+    assert ("blocklisted_url", "ingest.blocked_url") in fates
+    assert ("robots_disallowed", "download.robots_disallowed") in fates
+    assert (
+        (demo_run.root / "web" / "files" / "robots.txt")
+        .read_text()
+        .endswith("User-agent: *\nDisallow: /private/\n")
+    )
+
+
+def test_demo_trains_a_head_that_annotate_loads_and_the_report_scores(demo_run):
+    from pipeline.clip.heads import load_head
+
+    head_file = demo_run.root / "heads" / "off_target.pt"
+    head = load_head("off_target", str(head_file))
+    assert head.kind == "torchscript"
+    record = json.loads((demo_run.root / "heads" / "off_target.json").read_text())
+    assert (record["rows"], record["positives"]) == (720, 360)
+    stats = demo_run.stats()["stages"]["annotate"]
+    assert stats["settings"]["annotate.heads"] == {"off_target": str(head_file)}
+    scores = pq.read_table(demo_run.annotations, columns=["score_off_target"]).column(0)
+    assert scores.null_count == 0 and 0.0 <= pc.min(scores).as_py() <= pc.max(scores).as_py() <= 1
+    html = (demo_run.report / "index.html").read_text()
+    assert "Classifier heads against the planted truth" in html and "score_off_target" in html

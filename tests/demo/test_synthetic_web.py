@@ -129,9 +129,15 @@ def test_noise_counts_are_exactly_the_mix(rows: list[dict]) -> None:
     counts = collections.Counter(r["noise"] for r in rows)
     assert dict(counts) == EXPECTED_COUNTS
     assert sum(EXPECTED_COUNTS.values()) == N_PAIRS
-    # The variants and off-target pictures are off by default: a web that does not name them is
-    # the one it always was.
-    off = {*VARIANT_KINDS, "off_target"}
+    # The variants, off-target pictures and the rights and safety kinds are off by default: a
+    # web that does not name them is the one it always was.
+    off = {
+        *VARIANT_KINDS,
+        "off_target",
+        "blocklisted_url",
+        "blocklisted_image",
+        "robots_disallowed",
+    }
     assert set(NOISE_KINDS) == set(EXPECTED_COUNTS) | off
     assert NoiseMix().counts(N_PAIRS) == EXPECTED_COUNTS | dict.fromkeys(off, 0)
 
@@ -150,11 +156,13 @@ def test_mixes_sum_to_one_in_noise_kinds_order(mix: NoiseMix, clean: float) -> N
 
 def test_demo_mix_plants_every_variant() -> None:
     assert {k: DEMO_MIX.fractions()[k] for k in VARIANT_KINDS} == dict.fromkeys(VARIANT_KINDS, 0.02)
-    assert DEMO_MIX.mismatched_caption == 0.19
+    assert DEMO_MIX.mismatched_caption == 0.16
     assert DEMO_MIX.off_target == 0.06
     counts = DEMO_MIX.counts(8000)
     assert {k: counts[k] for k in VARIANT_KINDS} == dict.fromkeys(VARIANT_KINDS, 160)
     assert counts["clean"] == 2400
+    safety = ("blocklisted_url", "blocklisted_image", "robots_disallowed")
+    assert {k: counts[k] for k in safety} == dict.fromkeys(safety, 80)
 
 
 def test_custom_mix_and_invalid_mix() -> None:
@@ -654,3 +662,25 @@ def test_off_target_pictures_have_no_class_and_a_truthful_caption(tmp_path: Path
         # A bare texture: no saturated, bright shape (the classes' colours are all saturated;
         # dark pixels' hue and saturation are noise, so they are left out).
         assert ((pixels[..., 1] > 150) & (pixels[..., 2] > 100)).mean() < 0.005
+
+
+def test_rights_and_safety_kinds_are_ordinary_pictures_and_robots_txt_keeps_out_private(
+    tmp_path: Path,
+) -> None:
+    kinds = ("blocklisted_url", "blocklisted_image", "robots_disallowed")
+    mix = NoiseMix(**{k: 0.0 for k in NOISE_KINDS} | {"clean": 0.4} | dict.fromkeys(kinds, 0.2))
+    web = generate_web(tmp_path / "safety", n_pairs=50, seed=5, mix=mix)
+    rows = [r for r in load_ground_truth(web).to_pylist() if r["noise"] in kinds]
+    assert collections.Counter(r["noise"] for r in rows) == dict.fromkeys(kinds, 10)
+    for row in rows:
+        # A picture of its class with a truthful English caption: only a list or robots.txt
+        # says it must go.
+        assert row["label"] == row["caption_label"] and row["language"] == "en"
+        assert row["path"].startswith("private/") == (row["noise"] == "robots_disallowed")
+        assert (web.files_dir / row["path"]).is_file()
+    assert (web.files_dir / "robots.txt").read_text() == (
+        "# The synthetic web's opt-out.\nUser-agent: *\nDisallow: /private/\n"
+    )
+    # A web that plants none serves no robots.txt (a 404: everything allowed).
+    plain = generate_web(tmp_path / "plain", n_pairs=20, seed=5)
+    assert not (plain.files_dir / "robots.txt").exists()

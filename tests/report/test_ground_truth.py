@@ -5,7 +5,12 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pipeline.report.ground_truth import KEPT, fate_columns, score_against_truth
+from pipeline.report.ground_truth import (
+    KEPT,
+    fate_columns,
+    score_against_truth,
+    score_heads_against_truth,
+)
 
 # gt_id: (noise, duplicate_of, where it ended: a reason code or KEPT)
 ROWS = {
@@ -111,3 +116,71 @@ def test_image_and_text_rules_are_scored_on_off_target_pictures_when_they_ran():
     assert (image.dropped, image.correct, image.expected) == (2, 1, 3)
     # The text-based rule dropped nothing here: it did not run, so it is not scored.
     assert "text-based (DataComp)" not in scores
+
+
+def test_blocklists_and_robots_are_scored_on_their_planted_kinds():
+    rows = {
+        0: ("clean", KEPT),
+        1: ("blocklisted_url", "ingest.blocked_url"),
+        2: ("blocklisted_url", "ingest.caption_repeated"),  # another ingest rule: a miss
+        3: ("clean", "ingest.blocked_domain"),  # a false positive of a domain list
+        4: ("blocklisted_image", "dedup.blocked_image"),
+        5: ("blocklisted_image", KEPT),  # missed
+        6: ("robots_disallowed", "download.robots_disallowed"),
+        7: ("exact_duplicate", KEPT),
+    }
+    scores = {s.name: s for s in _score(rows)}
+    got = {
+        name: (scores[name].dropped, scores[name].correct, scores[name].expected)
+        for name in (
+            "URL blocklists",
+            "image hash blocklists",
+            "download checks (img2dataset + guards)",
+        )
+    }
+    assert got == {
+        # The URL lists run with the alt-text rules, on every input row.
+        "URL blocklists": (2, 1, 2),
+        "image hash blocklists": (1, 1, 2),
+        "download checks (img2dataset + guards)": (1, 1, 1),
+    }
+    # The image list's drop is not a duplicate merge: dedup's own score leaves it out.
+    assert scores["dedup (exact, pHash, semantic)"].dropped == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "flagged", "correct", "targeted", "precision", "recall"),
+    [
+        # off_target rows are u0, u1; u2, u3 are clean; u9 is not in the truth (not scored).
+        ([0.9, 0.2, 0.7, 0.1, 0.99], 2, 1, 2, 0.5, 0.5),
+        ([0.5, 0.6, 0.4, 0.3, 0.0], 1, 1, 2, 1.0, 0.5),  # 0.5 is not over the threshold
+        ([0.1, 0.1, 0.1, 0.1, 0.9], 0, 0, 2, None, 0.0),
+    ],
+)
+def test_a_head_named_after_a_kind_is_scored_against_it(
+    values, flagged, correct, targeted, precision, recall
+):
+    truth = pa.table(
+        {
+            "gt_id": [0, 1, 2, 3],
+            "noise": ["off_target", "off_target", "clean", "clean"],
+            "duplicate_of": pa.array([None] * 4, pa.int64()),
+        }
+    )
+    pairs = pa.table({"uid": ["u0", "u1", "u2", "u3"], "gt_id": [0, 1, 2, 3]})
+    scores = pa.table(
+        {
+            "uid": ["u0", "u1", "u2", "u3", "u9"],
+            "score_off_target": pa.array(values, pa.float32()),
+            "score_aesthetic": pa.array([5.0] * 5, pa.float32()),  # no planted kind: not scored
+        }
+    )
+    (head,) = score_heads_against_truth(truth, pairs, scores)
+    assert (head.name, head.scored, head.flagged, head.correct, head.targeted) == (
+        "off_target",
+        4,
+        flagged,
+        correct,
+        targeted,
+    )
+    assert (head.precision, head.recall) == (precision, recall)

@@ -315,8 +315,11 @@ def fate_columns(report: TruthReport) -> list[str]:
 
 # Dedup's drops that name the kept sample of their cluster first in `detail` ("<kept uid>" or
 # "<kept uid> cosine <c>"): every dedup reason but the evaluation overlap, whose detail names an
-# evaluation image.
-MERGE_REASONS = frozenset(reasons_for_stage("dedup")) - {check("dedup.eval_overlap")}
+# evaluation image, and the image blocklists', whose detail names a list.
+MERGE_REASONS = frozenset(reasons_for_stage("dedup")) - {
+    check("dedup.eval_overlap"),
+    check("dedup.blocked_image"),
+}
 ALL = "all"
 
 
@@ -390,8 +393,9 @@ def score_dedup_against_truth(
       further copy of the picture, or, wrongly, another picture: that shows as distinct pictures
       below). Which of the two survives is the keep rule's choice and does not matter.
     - recall: merged / paired.
-    - precision of the drops: a merge drop (MERGE_REASONS: every dedup reason but eval_overlap) is
-      correct when the kept sample its detail names has the same root picture as the dropped one;
+    - precision of the drops: a merge drop (MERGE_REASONS: every dedup reason but eval_overlap
+      and blocked_image) is correct when the kept sample its detail names has the same root
+      picture as the dropped one;
       distinct pictures merged: those whose named sample is a different root picture. Drops with
       either end not linked to the truth are counted as `unlinked` only.
     """

@@ -26,6 +26,7 @@ EXACT = check("dedup.exact_duplicate")
 NEAR = check("dedup.near_duplicate")
 SEMANTIC = check("dedup.semantic_duplicate")
 EVAL = check("dedup.eval_overlap")
+BLOCKED = check("dedup.blocked_image")
 HTTP = check("download.http_error")
 KEPT = "kept"
 LOST = "lost"  # dropped before dedup (a failed download): never reached it
@@ -51,6 +52,7 @@ ROWS: dict[int, tuple[str, int | None, object]] = {
     16: ("clean", None, LOST),
     17: ("clean", None, (EVAL, "eval pHash 00ff00ff00ff00ff")),  # not a merge drop
     18: ("near_duplicate_resize", 17, KEPT),  # paired (its original reached dedup), not merged
+    19: ("blocklisted_image", None, (BLOCKED, "list images.txt (sha256)")),  # not a merge drop
 }
 # A dedup drop of a sample without a ground-truth row.
 UNLINKED = ("x1", NEAR, "u14")

@@ -18,6 +18,7 @@ own origin's robots.txt, as every hop passes through the opener's request proces
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -43,9 +45,14 @@ MAX_ROBOTS_BYTES = 500 * 1024
 # fetches it itself (the other one died mid-fetch).
 _CLAIM_WAIT_DEADLINES = 2
 _POLL_SECONDS = 0.02
-# Parsed rules kept per process: a crawl's shards hold URLs of millions of origins, so the oldest
-# are forgotten past this many (read back from the run's shared files if met again, not fetched).
+# Rules kept per process: a crawl's shards hold URLs of millions of origins, so the least
+# recently used are forgotten (read back from the run's shared files if met again, not fetched)
+# past this many origins, or past this many bytes of parsed robots.txt text. Protego's parsed
+# rules take about 40 times the text they come from (`make bench-robots`: 59 KiB for a 1.5 KiB
+# file of 60 rules, 1.9 MiB for a 50 KiB file), so 2 MiB of text is about 80 MiB a process; a
+# count cap alone let 50,000 typical files hold 2.9 GiB.
 MAX_CACHED_ORIGINS = 50_000
+MAX_CACHED_ROBOTS_BYTES = 2 * 2**20
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class RobotsRules:
     status: str
     body: str = ""
     why: str = ""
+    size: int = 0  # the body's length, kept when the cache drops the body
 
     def parser(self) -> Protego | None:
         return Protego.parse(self.body) if self.status == "parsed" else None
@@ -105,6 +113,11 @@ def fetch_rules(
     return RobotsRules(origin, "parsed", body.decode("utf-8", errors="replace"))
 
 
+def shared_entry(folder: StoragePath, origin: str) -> StoragePath:
+    """The file under the run's shared folder that holds `origin`'s rules."""
+    return folder / f"{hashlib.sha256(origin.encode()).hexdigest()[:32]}.json"
+
+
 class RobotsCache:
     """Each origin's rules, fetched once: an in-process dict (one fetch per origin however many
     threads ask at once), backed by one file per origin under `folder` that every download process
@@ -123,13 +136,18 @@ class RobotsCache:
         self.opener = opener
         self.timeout = timeout
         self.deadline = deadline
-        self._parsers: dict[str, tuple[RobotsRules, Protego | None]] = {}
+        # origin -> (its rules without the body, the parsed body), least recently used first.
+        self._parsers: OrderedDict[str, tuple[RobotsRules, Protego | None]] = OrderedDict()
+        self._held = 0  # bytes of robots.txt text behind the parsers held
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def rules(self, origin: str, agent: str) -> tuple[RobotsRules, Protego | None]:
         found = self._parsers.get(origin)
         if found is not None:
+            with self._guard:
+                if origin in self._parsers:
+                    self._parsers.move_to_end(origin)
             return found
         with self._guard:
             lock = self._locks.setdefault(origin, threading.Lock())
@@ -137,18 +155,27 @@ class RobotsCache:
             found = self._parsers.get(origin)
             if found is None:
                 rules = self._shared(origin, agent)
-                found = self._parsers[origin] = (rules, rules.parser())
-                if len(self._parsers) > MAX_CACHED_ORIGINS:
-                    with self._guard:
-                        oldest = next(iter(self._parsers))
-                        self._parsers.pop(oldest, None)
-                        self._locks.pop(oldest, None)
+                # The body is dropped once parsed: the parser is what a check needs.
+                found = (dataclasses.replace(rules, body="", size=len(rules.body)), rules.parser())
+                with self._guard:
+                    self._parsers[origin] = found
+                    self._held += len(rules.body)
+                    self._evict()
         return found
+
+    def _evict(self) -> None:
+        """Forget the least recently used origins past either cap (the newest one stays)."""
+        while len(self._parsers) > 1 and (
+            len(self._parsers) > MAX_CACHED_ORIGINS or self._held > MAX_CACHED_ROBOTS_BYTES
+        ):
+            oldest, (rules, _) = self._parsers.popitem(last=False)
+            self._held -= rules.size
+            self._locks.pop(oldest, None)
 
     def _shared(self, origin: str, agent: str) -> RobotsRules:
         if self.folder is None:
             return self._fetch(origin, agent)
-        entry = self.folder / f"{hashlib.sha256(origin.encode()).hexdigest()[:32]}.json"
+        entry = shared_entry(self.folder, origin)
         if entry.exists():
             return RobotsRules.from_json(entry.read_text())
         if is_local(entry):

@@ -295,3 +295,30 @@ def test_an_origin_the_address_policy_refuses_keeps_its_own_reason():
         with pytest.raises(urllib.error.URLError, match=r"\[blocked_address\]"):
             opener.open(request, timeout=5)
     assert server.robots_fetches == 0 and server.images == 0
+
+
+def test_the_cache_keeps_its_byte_budget_and_forgets_the_least_recently_used(tmp_path, monkeypatch):
+    """Parsed rules take ~40x their text (make bench-robots): the cache is bounded by the text's
+    bytes, not only by origins, forgets the least recently used first, and keeps no bodies."""
+    from pipeline.download import robots
+
+    body = "User-agent: *\nDisallow: /private/\n"  # 35 bytes
+    monkeypatch.setattr(robots, "MAX_CACHED_ROBOTS_BYTES", 3 * len(body) - 1)
+    folder = tmp_path / "robots"
+    folder.mkdir()
+    a, b, c, d = (f"http://h{i}.example" for i in range(4))
+    for origin in (a, b, c, d):
+        robots.shared_entry(folder, origin).write_text(
+            robots.RobotsRules(origin, "parsed", body).to_json()
+        )
+    # No opener: every origin is read from the shared folder, none fetched.
+    cache = robots.RobotsCache(str(folder), opener=None, timeout=1.0, deadline=1.0)
+    for origin in (a, b, c):
+        cache.rules(origin, "x")
+    assert list(cache._parsers) == [b, c] and cache._held == 2 * len(body)
+    cache.rules(b, "x")  # a hit: b is now the most recently used
+    cache.rules(d, "x")
+    assert list(cache._parsers) == [b, d]
+    assert {rules.body for rules, _ in cache._parsers.values()} == {""}
+    assert {rules.size for rules, _ in cache._parsers.values()} == {len(body)}
+    assert cache.allows(f"{c}/private/x.jpg", "x")[0] is False  # read back, rules intact

@@ -49,7 +49,7 @@ _POLL_SECONDS = 0.02
 # recently used are forgotten (read back from the run's shared files if met again, not fetched)
 # past this many origins, or past this many bytes of parsed robots.txt text. Protego's parsed
 # rules take about 40 times the text they come from (`make bench-robots`: 59 KiB for a 1.5 KiB
-# file of 60 rules, 1.9 MiB for a 50 KiB file), so 2 MiB of text is about 80 MiB a process; a
+# file of 60 rules, 1.8 MiB for a 50 KiB file), so 2 MiB of text is 83-92 MiB a process; a
 # count cap alone let 50,000 typical files hold 2.9 GiB.
 MAX_CACHED_ORIGINS = 50_000
 MAX_CACHED_ROBOTS_BYTES = 2 * 2**20

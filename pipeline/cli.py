@@ -59,12 +59,16 @@ def _compare(args: argparse.Namespace, config: Config) -> None:
 
 
 def _demo(args: argparse.Namespace, config: Config) -> None:
+    from pipeline.compare.run_compare import table_lines
     from pipeline.stats import summary_lines
 
     outcome = api.demo(
         args.run_dir, config, pairs=args.pairs, seed=args.seed, eval_per_class=args.eval_per_class
     )
-    print("\n".join(summary_lines(outcome.stats)))
+    lines = summary_lines(outcome.stats)
+    if outcome.stats.get("comparison"):
+        lines += ["", *table_lines(outcome.stats["comparison"])]
+    print("\n".join(lines))
     print(f"\nrun directory: {outcome.run_dir}")
     print(f"report: {outcome.report}")
 

@@ -1,4 +1,5 @@
-"""`stats.json`: the funnel of the run, one entry per completed stage, and its text summary."""
+"""`stats.json`: the funnel of the run, one entry per completed stage, and its text summary.
+It imports no command: the runner records through it, and the CLI asks each command for its lines."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def record_stage(
 
 
 def summary_lines(stats: dict[str, Any]) -> list[str]:
-    """A short text table of the funnel, the drops per reason code and the training comparison."""
+    """A short text table of the funnel and the drops per reason code (a comparison's table is
+    compare's: `pipeline.compare.run_compare.table_lines`)."""
     lines = [f"{'stage':<10} {'rows in':>9} {'kept':>9} {'dropped':>9}"]
     for stage, entry in stats.get("stages", {}).items():
         lines.append(
@@ -60,9 +62,4 @@ def summary_lines(stats: dict[str, Any]) -> list[str]:
     for entry in stats.get("stages", {}).values():
         for reason, n in entry["dropped_by_reason"].items():
             lines.append(f"{reason:<34} {n:>6}")
-    comparison = stats.get("comparison")
-    if comparison:
-        from pipeline.compare.run_compare import table_lines
-
-        lines += ["", *table_lines(comparison)]
     return lines

@@ -68,6 +68,13 @@ def test_who_may_import_what(imported, allowed_prefix):
     assert [p for p in _importers(imported) if not p.startswith(allowed_prefix)] == []
 
 
+def test_stats_imports_no_command():
+    """The runner records every stage through stats.py: were it to import compare (and so train),
+    stats -> compare -> runner would close a circle. The CLI asks compare for its table."""
+    commands = ("pipeline.compare", "pipeline.train", "pipeline.demo", "pipeline.runner")
+    assert not [m for m in _runtime_imports(PIPELINE / "stats.py") if m.startswith(commands)]
+
+
 @pytest.mark.parametrize("module", ["cli.py", "api.py"])
 def test_the_cli_and_api_import_commands_only_inside_them(module):
     """`import pipeline.api` (and `curate --help`) stays light: no Spark, torch or demo."""

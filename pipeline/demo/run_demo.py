@@ -61,7 +61,7 @@ DEMO_PAIRS = 8000
 # Where the demo writes its blocklists and its trained head, in the run directory.
 BLOCKLISTS = "web/blocklists"
 HEADS = "heads"
-# The demo's web: a quarter of alt-texts describe another picture, as in a raw crawl, where
+# The demo's web: 16 % of alt-texts describe another picture, as in a raw crawl, where
 # CLIP filtering removes most of the pool (DataComp keeps 30 % of CommonPool); 2 % each of the
 # copies that full-frame pHash misses (larger crop, mirror, colour filter, text overlay), taken
 # from the text noise and the size faults rather than from the clean pairs: with clean at 0.22

@@ -32,7 +32,7 @@ FORCE ?=
 BENCH_ARGS ?=
 
 .PHONY: install test test-fast lint format $(STAGES) run status report train compare demo \
-	bench-ingest bench-download bench-download-driver bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-conformance bench-blocklists bench-robots bench-select-rules bench-clip bench-shard bench-train clean \
+	bench-ingest bench-download bench-download-driver bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-conformance bench-blocklists bench-robots bench-dedup-radius bench-select-rules bench-clip bench-shard bench-train clean \
 	package submit cluster-up cluster-down wordnet-table
 
 install: $(VENV)/.installed
@@ -125,6 +125,9 @@ bench-blocklists: install
 
 bench-robots: install
 	$(PY) -m benchmarks.bench_robots $(BENCH_ARGS)
+
+bench-dedup-radius: install
+	$(PY) -m benchmarks.bench_dedup_radius $(BENCH_ARGS)
 
 bench-conformance: install
 	$(PY) -m benchmarks.bench_conformance $(BENCH_ARGS)

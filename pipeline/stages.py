@@ -57,6 +57,8 @@ SHARED_SECTIONS: tuple[tuple[str, str], ...] = (
     ("entry_match", "pipeline.entry_match:EntryMatchConfig"),
     # `curate train`, compare and the demo.
     ("train", "pipeline.train.settings:TrainConfig"),
+    # `curate compare` (and the demo's comparison): seeds and intervals.
+    ("compare", "pipeline.compare.settings:CompareConfig"),
 )
 
 

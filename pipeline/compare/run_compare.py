@@ -1,6 +1,8 @@
-"""Train the same model, same steps and seed, on each selection of a run and evaluate each
+"""Train the same model, same steps and seeds, on each selection of a run and evaluate each
 zero-shot: DataComp's protocol (a fixed training budget, the data is the only variable), with the
-tail classes reported on their own (MetaCLIP's point: balancing helps the rare concepts).
+tail classes reported on their own (MetaCLIP's point: balancing helps the rare concepts). With
+compare.seeds > 1 each selection is trained once per seed, and each is measured against the
+baseline by its paired difference with a bootstrap interval (pipeline/compare/intervals.py).
 
 Results go to `<run>/comparison.json` (the report's training comparison) and a text table.
 A selection's model is retrained only when its shards changed (the fingerprint of the stage
@@ -9,13 +11,17 @@ that made them is recorded beside the model).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.compare.child_run import child_run
+from pipeline.compare.intervals import describe, paired_difference
 from pipeline.compare.selections import RAW, RUN, Selection, selection_config
 from pipeline.compare.tail_classes import caption_counts, class_counts, tail_classes
 from pipeline.config import Config
@@ -64,14 +70,28 @@ def selection_shards(run: RunDir, selection: Selection, config: Config) -> tuple
     return child.shards, entry["rows_kept"], entry["fingerprint"]
 
 
+def seed_dir(run: RunDir, name: str, index: int, seed: int) -> Path:
+    """Where selection `name`'s model of the index-th seed lives: train/<name> for the first
+    (as a one-seed comparison always had it), train/<name>/seeds/<seed> for the others (thrown
+    away with the first when the selection's shards change)."""
+    folder = train_dir(run, name)
+    return folder if index == 0 else folder / "seeds" / str(seed)
+
+
 def train_selection(
-    run: RunDir, name: str, shards: Path, source: str, config: Config
+    run: RunDir,
+    name: str,
+    shards: Path,
+    source: str,
+    config: Config,
+    folder: Path | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume, or find finished) the model of selection `name` on `shards`; a model
-    trained on other shards than these is thrown away first."""
+    """Train (or resume, or find finished) the model of selection `name` on `shards` in
+    `folder` (default train/<name>); a model trained on other shards than these is thrown away
+    first."""
     from pipeline.train.run import run_train
 
-    folder = train_dir(run, name)
+    folder = folder or train_dir(run, name)
     recorded = folder / SOURCE
     wanted = {"shards": str(shards), "fingerprint": source}
     if folder.exists() and (not recorded.is_file() or json.loads(recorded.read_text()) != wanted):
@@ -92,27 +112,89 @@ def _tail_top1(per_class: dict[str, float] | None, tail: list[str]) -> float | N
     return sum(values) / len(values) if values else None
 
 
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known and len(known) == len(values) else None
+
+
+def _sd(values: list[float | None]) -> float | None:
+    """Sample standard deviation across seeds; None for one seed."""
+    known = [v for v in values if v is not None]
+    return float(np.std(known, ddof=1)) if len(known) > 1 and len(known) == len(values) else None
+
+
+def _train_seeds(
+    run: RunDir, selection: Selection, shards: Path, source: str, config: Config
+) -> list[dict[str, Any]]:
+    """Train the selection once per seed of compare.seeds (train.seed, train.seed + 1, ...)."""
+    results = []
+    for index in range(config.compare.seeds):
+        seed = config.train.seed + index
+        seeded = config.replace(train=dataclasses.replace(config.train, seed=seed))
+        folder = seed_dir(run, selection.name, index, seed)
+        results.append(train_selection(run, selection.name, shards, source, seeded, folder))
+    return results
+
+
+def _differences(
+    hits: dict[str, np.ndarray], baseline: str, tail_images: np.ndarray, config: Config
+) -> tuple[dict[str, Any], list[str]]:
+    """Each selection against the baseline, overall and on the tail classes' images: the paired
+    differences with their intervals, and the lines that say what they support."""
+    out: dict[str, Any] = {}
+    lines: list[str] = []
+    cfg = config.compare
+    for name, rows in hits.items():
+        if name == baseline:
+            continue
+        entry = {}
+        for metric, columns in (("top-1", slice(None)), ("tail top-1", tail_images)):
+            d = paired_difference(
+                rows[:, columns], hits[baseline][:, columns], cfg.bootstrap, cfg.confidence
+            )
+            entry["top1" if metric == "top-1" else "top1_tail"] = d.as_dict()
+            lines.append(describe(name, baseline, metric, d))
+        out[name] = entry
+    return out, lines
+
+
 def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]) -> dict[str, Any]:
-    """Train and evaluate every selection; write and return comparison.json's content."""
+    """Train and evaluate every selection (compare.seeds times each); write and return
+    comparison.json's content, with each selection's paired difference to the baseline."""
     from pipeline.train.evaluate import load_zero_shot_set
 
     if not config.train.eval_data:
         raise InputError("compare: needs train.eval_data (a zero-shot set: eval.parquet + images)")
+    baseline = config.compare.baseline or selections[0].name
+    if baseline not in {s.name for s in selections}:
+        raise InputError(
+            f"compare.baseline: {baseline!r} is not one of the selections "
+            f"({', '.join(s.name for s in selections)})"
+        )
     run = RunDir(Path(run_dir).resolve())
-    classes = load_zero_shot_set(config.train.eval_data).classes
+    zero_shot = load_zero_shot_set(config.train.eval_data)
+    classes = zero_shot.classes
     mode = entry_match_mode(config, "compare")
     counts = class_counts(run, classes, mode)
     tail = tail_classes(counts)
+    tail_images = np.array([label in tail for label in zero_shot.labels])
     runs: dict[str, dict[str, Any]] = {}
+    hits: dict[str, np.ndarray] = {}
     eval_images = None
     for selection in selections:
         shards, pairs, source = selection_shards(run, selection, config)
         made_by = {RAW: None, RUN: run.root}.get(
             selection.spec, run.root / "compare" / selection.name
         )
-        result = train_selection(run, selection.name, shards, source, config)
-        metrics = result.get("metrics", {})
-        eval_images = metrics.get("zeroshot_images", eval_images)
+        results = _train_seeds(run, selection, shards, source, config)
+        metrics = [r.get("metrics", {}) for r in results]
+        eval_images = metrics[0].get("zeroshot_images", eval_images)
+        if all("zeroshot_hits" in m for m in metrics):
+            hits[selection.name] = np.array([m["zeroshot_hits"] for m in metrics])
+        else:  # a model evaluated by a version that kept no per-image results
+            log.warning("compare: %s has no per-image results; no interval for it", selection.name)
+        top1 = [m.get("zeroshot_top1") for m in metrics]
+        tail_top1 = [_tail_top1(m.get("zeroshot_top1_per_class"), tail) for m in metrics]
         # What the selection trains on: the share of its captions that name a tail class.
         named = caption_counts(shards, classes, mode)
         total = sum(named.values())
@@ -120,25 +202,37 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
             "selection": selection.spec,
             "train_dir": str(train_dir(run, selection.name)),
             "training_samples": pairs,
-            "steps": result["step"],
-            "final_loss": result.get("loss"),
-            "zeroshot_top1": metrics.get("zeroshot_top1"),
-            "zeroshot_top1_tail": _tail_top1(metrics.get("zeroshot_top1_per_class"), tail),
-            "zeroshot_top5": metrics.get("zeroshot_top5"),
+            "steps": results[0]["step"],
+            "seeds": [config.train.seed + i for i in range(len(results))],
+            "final_loss": _mean([r.get("loss") for r in results]),
+            "zeroshot_top1": _mean(top1),
+            "zeroshot_top1_sd": _sd(top1),
+            "zeroshot_top1_by_seed": top1,
+            "zeroshot_top1_tail": _mean(tail_top1),
+            "zeroshot_top1_tail_sd": _sd(tail_top1),
+            "zeroshot_top1_tail_by_seed": tail_top1,
+            "zeroshot_top5": _mean([m.get("zeroshot_top5") for m in metrics]),
             "tail_caption_share": sum(named[c] for c in tail) / total if total else None,
             "dropped": {} if made_by is None else _selection_drops(RunDir(Path(made_by))),
         }
+    differences, conclusions = (
+        _differences(hits, baseline, tail_images, config) if baseline in hits else ({}, [])
+    )
     top1 = {n: r["zeroshot_top1"] for n, r in runs.items()}
     comparison = {
         "model": config.train.model,
         "steps": config.train.steps,
         "batch_size": config.train.batch_size,
         "seed": config.train.seed,
+        "seeds": config.compare.seeds,
         "eval_images": eval_images,
         "eval_classes": len(classes),
         "tail_classes": tail,
         "class_caption_counts": counts,
         "runs": runs,
+        "baseline": baseline,
+        "differences": differences,
+        "conclusions": conclusions,
         "top1_margin": (
             top1["curated"] - top1["raw"]
             if top1.get("curated") is not None and top1.get("raw") is not None
@@ -159,17 +253,30 @@ def table_lines(comparison: dict[str, Any]) -> list[str]:
         f"{'trained on':<14} {'selection':<28} {'pairs':>7} {'tail %':>7} {'top-1':>7}"
         f" {'tail':>7} {'top-5':>7}",
     ]
+    seeds = comparison.get("seeds", 1)
+    width = 12 if seeds > 1 else 7
+    lines[1] = (
+        f"{'trained on':<14} {'selection':<28} {'pairs':>7} {'tail %':>7} {'top-1':>{width}}"
+        f" {'tail':>{width}} {'top-5':>7}"
+    )
     for name, r in comparison["runs"].items():
+        top1 = _pct(r["zeroshot_top1"], r.get("zeroshot_top1_sd"))
+        tail = _pct(r.get("zeroshot_top1_tail"), r.get("zeroshot_top1_tail_sd"))
         lines.append(
             f"{name:<14} {r.get('selection', ''):<28} {r['training_samples']:>7}"
-            f" {_pct(r.get('tail_caption_share')):>7} {_pct(r['zeroshot_top1']):>7}"
-            f" {_pct(r.get('zeroshot_top1_tail')):>7} {_pct(r['zeroshot_top5']):>7}"
+            f" {_pct(r.get('tail_caption_share')):>7} {top1:>{width}}"
+            f" {tail:>{width}} {_pct(r['zeroshot_top5']):>7}"
         )
+    if seeds > 1:
+        lines.append(f"(mean +- sd over {seeds} seeds)")
     margin = comparison.get("top1_margin")
     if margin is not None:
         lines.append(f"curated - raw top-1: {margin * 100:+.1f} points")
+    lines += comparison.get("conclusions", [])
     return lines
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
+def _pct(value: float | None, sd: float | None = None) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 100:.1f}%" if sd is None else f"{value * 100:.1f}+-{sd * 100:.1f}%"

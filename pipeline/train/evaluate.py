@@ -118,6 +118,8 @@ def zero_shot(
         "zeroshot_top1": hits.mean().item(),
         "zeroshot_top1_per_class": per_class,
         "zeroshot_top5": (top == truth[:, None]).any(dim=-1).float().mean().item(),
+        # Per image, in the set's order: what a comparison's paired bootstrap resamples.
+        "zeroshot_hits": [int(h) for h in hits.tolist()],
         "zeroshot_images": len(data.paths),
         "zeroshot_classes": len(classes),
     }

@@ -301,7 +301,8 @@ class _Evaluator:
             if self.pairs:
                 metrics |= retrieval(self.model, self.pairs, *args, self.autocast)
             write_metrics(self.output, metrics)
-            log.info("eval at step %d: %s", step, json.dumps(metrics, sort_keys=True))
+            shown = {k: v for k, v in metrics.items() if k != "zeroshot_hits"}
+            log.info("eval at step %d: %s", step, json.dumps(shown, sort_keys=True))
             self.final = metrics
         barrier(self.env)
 

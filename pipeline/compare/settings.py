@@ -1,0 +1,33 @@
+"""The `compare` config section: how many seeds each selection is trained with, which selection
+the others are measured against, and the bootstrap behind the intervals (pipeline/compare/
+intervals.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Seeds and intervals of `curate compare` (DataComp reports its noise; one seed of a small
+    model cannot tell selections apart)."""
+
+    # Each selection is trained this many times, with train.seed, train.seed + 1, ...: the seed
+    # sets the model's initial weights and the data order. Selections are paired by seed.
+    seeds: int = 1
+    # The selection the others are measured against (its name); empty: the first one.
+    baseline: str = ""
+    # Resamples of the paired bootstrap (over seeds, then over evaluation images).
+    bootstrap: int = 2000
+    # Coverage of the intervals; a difference is significant when its interval excludes 0.
+    confidence: float = 0.95
+
+    def validate(self) -> None:
+        if self.seeds < 1 or self.bootstrap < 100:
+            raise ConfigError("config compare: seeds must be >= 1 and bootstrap >= 100")
+        if not 0.5 <= self.confidence < 1:
+            raise ConfigError(
+                f"config compare.confidence: expected 0.5 to 1 (excluded), got {self.confidence}"
+            )

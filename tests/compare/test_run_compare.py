@@ -1,0 +1,89 @@
+"""`curate compare` with compare.seeds: K trainings per selection (train.seed, train.seed + 1,
+...), means and spreads over them, and each selection's paired difference to the baseline with
+its interval and its conclusion line; a baseline that names no selection is refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.compare.intervals import paired_difference
+from pipeline.compare.run_compare import run_compare, table_lines
+from pipeline.compare.selections import parse_selections
+from pipeline.config import load_config
+from pipeline.errors import InputError
+from tests.conftest import copy_run
+
+TRAIN = ["train.steps=20", "train.batch_size=32", "train.workers=0"]
+
+
+@pytest.fixture(scope="module")
+def compared(demo_run, tmp_path_factory):
+    run = copy_run(demo_run.root, tmp_path_factory.mktemp("compare") / "run")
+    config = load_config(
+        None, [*TRAIN, f"train.eval_data={run.root / 'web' / 'eval'}", "compare.seeds=2"]
+    )
+    selections = parse_selections(["raw=raw", "curated=run"])
+    return run, config, run_compare(run.root, config, selections)
+
+
+def test_each_selection_is_trained_once_per_seed(compared):
+    run, _, comparison = compared
+    assert comparison["seeds"] == 2 and comparison["baseline"] == "raw"
+    for name in ("raw", "curated"):
+        entry = comparison["runs"][name]
+        assert entry["seeds"] == [0, 1]
+        folders = [run.root / "train" / name, run.root / "train" / name / "seeds" / "1"]
+        for seed, folder in enumerate(folders):
+            assert (folder / "checkpoints" / "latest.pt").is_file()
+            assert yaml.safe_load((folder / "config.yaml").read_text())["train"]["seed"] == seed
+        by_seed = entry["zeroshot_top1_by_seed"]
+        assert len(by_seed) == 2 and entry["zeroshot_top1"] == pytest.approx(np.mean(by_seed))
+        assert entry["zeroshot_top1_sd"] == pytest.approx(np.std(by_seed, ddof=1))
+
+
+def test_the_difference_to_the_baseline_is_paired_by_seed_and_image(compared):
+    comparison = compared[2]
+    runs = comparison["runs"]
+    d = comparison["differences"]["curated"]["top1"]
+    assert (d["seeds"], d["images"]) == (2, 72)
+    # The mean difference is the difference of the means over seeds.
+    expected = np.mean(runs["curated"]["zeroshot_top1_by_seed"]) - np.mean(
+        runs["raw"]["zeroshot_top1_by_seed"]
+    )
+    assert d["mean"] == pytest.approx(expected)
+    assert d["low"] <= d["mean"] <= d["high"]
+    assert d["significant"] == (d["low"] > 0 or d["high"] < 0)
+    assert comparison["differences"]["curated"]["top1_tail"]["images"] == 36  # 18 classes x 2
+    assert [line.split(":")[0] for line in comparison["conclusions"]] == [
+        "curated vs raw, top-1",
+        "curated vs raw, tail top-1",
+    ]
+    lines = table_lines(comparison)
+    assert "(mean +- sd over 2 seeds)" in lines and lines[-2:] == comparison["conclusions"]
+
+
+def test_hits_resampled_again_give_the_recorded_interval(compared):
+    """The interval is a function of the stored per-image results alone (fixed bootstrap seed)."""
+    run, _, comparison = compared
+
+    def hits(name):
+        folders = [run.root / "train" / name, run.root / "train" / name / "seeds" / "1"]
+        rows = []
+        for folder in folders:
+            last = sorted((folder / "metrics").glob("step_*.json"))[-1]
+            rows.append(json.loads(last.read_text())["zeroshot_hits"])
+        return np.array(rows)
+
+    again = paired_difference(hits("curated"), hits("raw"), 2000, 0.95)
+    assert again.as_dict() == comparison["differences"]["curated"]["top1"]
+
+
+def test_a_baseline_that_names_no_selection_is_refused(compared):
+    run, config, _ = compared
+    bad = config.replace(compare=type(config.compare)(seeds=2, baseline="nope"))
+    with pytest.raises(InputError, match=r"compare\.baseline: 'nope' is not one of"):
+        run_compare(run.root, bad, parse_selections(["raw=raw", "curated=run"]))

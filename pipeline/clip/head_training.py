@@ -77,7 +77,7 @@ def train_probability_head(
     head.eval()
     with torch.no_grad():
         accuracy = float(((head(x) > 0.5).float() == y).float().mean())
-    return HeadFit(head, len(y), positives, float(loss), accuracy)
+    return HeadFit(head, len(y), positives, loss.item(), accuracy)
 
 
 def save_torchscript_head(module: torch.nn.Module, path: Path) -> Path:

@@ -56,6 +56,27 @@ def histogram(
     return _png(fig)
 
 
+def difference_chart(
+    labels: Sequence[str],
+    means: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    title: str,
+) -> bytes:
+    """Differences to a baseline in points, with their intervals as error bars and zero marked."""
+    fig, ax = plt.subplots(figsize=(FIGSIZE[0], max(2.0, 0.35 * len(labels) + 1)))
+    y = np.arange(len(labels))
+    m = np.asarray(means, dtype=float) * 100
+    err = np.vstack([m - np.asarray(lows, float) * 100, np.asarray(highs, float) * 100 - m])
+    ax.errorbar(m, y, xerr=err, fmt="o", color="#2c6fbb", capsize=4)
+    ax.axvline(0, color="#777777", linestyle="--")
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("difference to the baseline, points")
+    ax.set_title(title)
+    return _png(fig)
+
+
 def bar_chart(labels: Sequence[str], counts: Sequence[int], title: str, xlabel: str) -> bytes:
     """Horizontal bars, largest first as given."""
     fig, ax = plt.subplots(figsize=(FIGSIZE[0], max(2.0, 0.3 * len(labels) + 1)))

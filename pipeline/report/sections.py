@@ -190,6 +190,7 @@ def comparison_section(tables: RunTables) -> Section | None:
         rows,
         text_cols=2,
     )
+    body += _differences_html(comp)
     if dropped:
         body += "<p>What each selection's select and balance stages dropped:</p>"
         body += table(["trained on", "dropped (reason code, rows)"], dropped, text_cols=2)
@@ -202,6 +203,47 @@ def comparison_section(tables: RunTables) -> Section | None:
     if curves:
         body += plot(png_uri(plots.loss_curves(curves, "Training loss")), "training loss curves")
     return "Training comparison: the same model on each selection", body
+
+
+def _differences_html(comp: dict) -> str:
+    """Each selection against the baseline: the paired difference and its interval, a table
+    and a plot with error bars, and the conclusions the intervals support."""
+    differences = comp.get("differences") or {}
+    if not differences:
+        return ""
+    rows, labels, means, lows, highs = [], [], [], [], []
+    for name, entry in differences.items():
+        for metric, d in (("top-1", entry["top1"]), ("tail top-1", entry["top1_tail"])):
+            rows.append(
+                (
+                    name,
+                    metric,
+                    round(d["mean"] * 100, 1),
+                    f"[{d['low'] * 100:+.1f}, {d['high'] * 100:+.1f}]",
+                    "yes" if d["significant"] else "no difference detected",
+                )
+            )
+            labels.append(f"{name}, {metric}")
+            means.append(d["mean"])
+            lows.append(d["low"])
+            highs.append(d["high"])
+    first = next(iter(differences.values()))["top1"]
+    body = (
+        f"<h3>Against the baseline ({esc(comp.get('baseline'))})</h3><p>Paired by training seed "
+        f"and by evaluation image ({first['seeds']} seed(s), {first['images']} images); "
+        f"{first['confidence']:.0%} intervals from a two-stage bootstrap (seeds, then "
+        "images). A difference is significant when its interval excludes zero.</p>"
+    )
+    body += table(
+        ["selection", "metric", "difference (points)", "interval", "significant"],
+        rows,
+        text_cols=2,
+    )
+    body += plot(
+        png_uri(plots.difference_chart(labels, means, lows, highs, "Differences to the baseline")),
+        "differences to the baseline with their intervals",
+    )
+    return body
 
 
 def truth_section(tables: RunTables, pairs: pa.Table | None) -> Section | None:

@@ -39,3 +39,47 @@ def test_every_comparison_field_is_escaped(tmp_path, field):
     _, body = comparison_section(tables)
     assert "<script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def _difference(mean, low, high):
+    significant = low > 0 or high < 0
+    return {"mean": mean, "low": low, "high": high, "confidence": 0.95, "seeds": 3} | {
+        "images": 720,
+        "significant": significant,
+    }
+
+
+def test_the_differences_to_the_baseline_are_tabled_and_plotted(tmp_path):
+    comparison = {
+        "model": "m",
+        "steps": 1,
+        "batch_size": 1,
+        "seed": 0,
+        "eval_images": 720,
+        "eval_classes": 36,
+        "tail_classes": [],
+        "baseline": "raw",
+        "runs": {"raw": {"selection": "raw"}, "clip": {"selection": "clip_score"}},
+        "differences": {
+            "clip": {
+                "top1": _difference(0.041, 0.012, 0.070),
+                "top1_tail": _difference(-0.005, -0.031, 0.021),
+            }
+        },
+    }
+    tables = RunTables(
+        run=RunDir(tmp_path),
+        stats={},
+        ledger=LEDGER.empty_table(),
+        candidates=None,
+        annotations=None,
+        selection=None,
+        dedup=None,
+        comparison=comparison,
+    )
+    _, body = comparison_section(tables)
+    assert "Against the baseline (raw)" in body and "3 seed(s), 720 images" in body
+    assert '<td class="text">clip</td><td class="text">top-1</td><td>4.100</td>' in body
+    assert "<td>[+1.2, +7.0]</td><td>yes</td>" in body
+    assert "<td>[-3.1, +2.1]</td><td>no difference detected</td>" in body
+    assert 'alt="differences to the baseline with their intervals"' in body

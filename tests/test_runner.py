@@ -271,9 +271,12 @@ def test_a_new_stage_is_one_registry_entry_and_its_own_package(run, monkeypatch)
 
 
 def test_a_new_output_version_makes_older_outputs_stale():
-    """Annotate's output gained columns (window hashes, image embeddings) with the same
-    settings: an annotations folder written before is stale, not complete."""
+    """Annotate's output gained columns (window hashes and image embeddings in version 1, the
+    served bytes' SHA-256 in 2) with the same settings: an annotations folder written before is
+    stale, not complete."""
     annotate = get_stage("annotate")
     before = stage_settings(dataclasses.replace(annotate, version=0), load_config())
+    older = stage_settings(dataclasses.replace(annotate, version=1), load_config())
     after = stage_settings(annotate, load_config())
-    assert changed_settings(before, after) == ["output_version (unset) -> 1"]
+    assert changed_settings(before, after) == ["output_version (unset) -> 2"]
+    assert changed_settings(older, after) == ["output_version 1 -> 2"]

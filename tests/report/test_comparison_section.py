@@ -10,6 +10,22 @@ from pipeline.report.sections import comparison_section
 from pipeline.run_dir import RunDir
 
 SCRIPT = "<script>alert(1)</script>"
+
+
+def _tables(tmp_path, comparison: dict) -> RunTables:
+    """A run with nothing but a comparison."""
+    return RunTables(
+        run=RunDir(tmp_path),
+        stats={},
+        ledger=LEDGER.empty_table(),
+        candidates=None,
+        annotations=None,
+        selection=None,
+        dedup=None,
+        comparison=comparison,
+    )
+
+
 FIELDS = ("model", "steps", "batch_size", "seed", "eval_images", "eval_classes")
 
 
@@ -26,17 +42,7 @@ def test_every_comparison_field_is_escaped(tmp_path, field):
         "runs": {"all": {"selection": "everything", "steps": 300}},
     }
     comparison[field] = SCRIPT
-    tables = RunTables(
-        run=RunDir(tmp_path),
-        stats={},
-        ledger=LEDGER.empty_table(),
-        candidates=None,
-        annotations=None,
-        selection=None,
-        dedup=None,
-        comparison=comparison,
-    )
-    _, body = comparison_section(tables)
+    _, body = comparison_section(_tables(tmp_path, comparison))
     assert "<script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
@@ -67,17 +73,7 @@ def test_the_differences_to_the_baseline_are_tabled_and_plotted(tmp_path):
             }
         },
     }
-    tables = RunTables(
-        run=RunDir(tmp_path),
-        stats={},
-        ledger=LEDGER.empty_table(),
-        candidates=None,
-        annotations=None,
-        selection=None,
-        dedup=None,
-        comparison=comparison,
-    )
-    _, body = comparison_section(tables)
+    _, body = comparison_section(_tables(tmp_path, comparison))
     assert "Against the baseline (raw)" in body and "3 seed(s), 720 images" in body
     assert '<td class="text">clip</td><td class="text">top-1</td><td>4.100</td>' in body
     assert "<td>[+1.2, +7.0]</td><td>yes</td>" in body

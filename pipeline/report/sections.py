@@ -169,7 +169,7 @@ def comparison_section(tables: RunTables) -> Section | None:
     ]
     body = (
         f"<p>The same model ({esc(comp.get('model'))}) and budget ({esc(comp.get('steps'))} steps"
-        f" of {esc(comp.get('batch_size'))} pairs, seed {esc(comp.get('seed'))}) trained on each"
+        f" of {esc(comp.get('batch_size'))} pairs, {_seeds_text(comp)}) trained on each"
         f" selection (DataComp's protocol), then evaluated zero-shot on"
         f" {esc(comp.get('eval_images'))} clean held-out images over"
         f" {esc(comp.get('eval_classes'))} classes. Tail: the {len(tail)} classes "
@@ -203,6 +203,13 @@ def comparison_section(tables: RunTables) -> Section | None:
     if curves:
         body += plot(png_uri(plots.loss_curves(curves, "Training loss")), "training loss curves")
     return "Training comparison: the same model on each selection", body
+
+
+def _seeds_text(comp: dict) -> str:
+    """ "seed 0", or "3 seeds from 0" when each selection was trained once per seed."""
+    seeds = comp.get("seeds") or 1
+    first = esc(comp.get("seed"))
+    return f"seed {first}" if seeds == 1 else f"{esc(seeds)} seeds from {first}"
 
 
 def _differences_html(comp: dict) -> str:

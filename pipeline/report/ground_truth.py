@@ -150,6 +150,13 @@ class TruthReport:
     matched: int  # input rows linked to a ground-truth row
 
 
+def _noise_of(truth: pa.Table) -> dict[int, str]:
+    """gt_id -> its planted noise kind."""
+    return dict(
+        zip(truth.column("gt_id").to_pylist(), truth.column("noise").to_pylist(), strict=True)
+    )
+
+
 def _root_of(truth: pa.Table) -> dict[int, int]:
     """gt_id -> its root picture: `duplicate_of` followed until a row that copies no other."""
     parent = dict(
@@ -200,9 +207,7 @@ def score_against_truth(
 
     `pairs` maps input rows to uids (see input_pairs.py); `kept_uids` are the samples in shards.
     """
-    noise = dict(
-        zip(truth.column("gt_id").to_pylist(), truth.column("noise").to_pylist(), strict=True)
-    )
+    noise = _noise_of(truth)
     group = _root_of(truth)
     fate = _fate_by_gt(pairs, ledger, kept_uids)
     reason_of = dict(
@@ -283,9 +288,7 @@ def score_heads_against_truth(
 ) -> list[HeadScore]:
     """Each `score_<kind>` column of `scores` (uid and the heads' columns, one row per annotated
     sample) against the planted `kind`, over the rows linked to the truth."""
-    noise = dict(
-        zip(truth.column("gt_id").to_pylist(), truth.column("noise").to_pylist(), strict=True)
-    )
+    noise = _noise_of(truth)
     gt_of = _gt_of_uid(pairs)
     kinds = [noise.get(gt_of.get(uid, -1)) for uid in scores.column("uid").to_pylist()]
     out = []
@@ -403,9 +406,7 @@ def score_dedup_against_truth(
         dedup_ledger = dedup_ledger.filter(pc.equal(dedup_ledger.column("stage"), "dedup"))
     kept = _uids(dedup_kept)
     root = _root_of(truth)
-    noise = dict(
-        zip(truth.column("gt_id").to_pylist(), truth.column("noise").to_pylist(), strict=True)
-    )
+    noise = _noise_of(truth)
     gt_of = _gt_of_uid(pairs)
     reached = set(kept)
     named: dict[str, str] = {}  # merge drop -> the kept sample its detail names

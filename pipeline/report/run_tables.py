@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 
 from pipeline.files import data_files
 from pipeline.ledger import read_ledger
+from pipeline.report.ground_truth import HEAD_COLUMNS
 from pipeline.run_dir import RunDir
 from pipeline.storage import StoragePath, arrow_filesystem, as_path
 
@@ -85,6 +86,8 @@ def load_run_tables(run_dir: StoragePath | str) -> RunTables:
                 "original_height",
                 "phash",
                 "clip_score",
+                # The heads named after a planted kind, scored against the truth (if present).
+                *HEAD_COLUMNS,
             ],
         ),
         # The final keep-list: balance's when it ran (it keeps a subset of the selection).

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 from pipeline.report import plots
 from pipeline.report.ground_truth import (
     DROP_HEADERS,
-    HEAD_COLUMNS,
     HEAD_THRESHOLD,
     KIND_HEADERS,
     drop_rows,
@@ -27,7 +26,7 @@ from pipeline.report.ground_truth import (
     score_heads_against_truth,
 )
 from pipeline.report.html_page import Sample, esc, grid, plot, table
-from pipeline.report.run_tables import RunTables, read_parquet_dir
+from pipeline.report.run_tables import RunTables
 from pipeline.report.thumbnails import png_uri, read_image_bytes, thumbnail_uri
 from pipeline.storage import arrow_filesystem
 from schemas.reasons import COUNTS_ONLY, REASONS, check
@@ -292,10 +291,7 @@ def truth_section(tables: RunTables, pairs: pa.Table | None) -> Section | None:
 
 def _heads_truth_html(truth: pa.Table, pairs: pa.Table, tables: RunTables) -> str:
     """The classifier heads named after a planted kind (annotate.heads), scored against it."""
-    if tables.annotations is None:
-        return ""
-    # Columns the annotations lack are left out: a run without heads reads uid alone.
-    scores = read_parquet_dir(tables.run.annotations, ["uid", *HEAD_COLUMNS])
+    scores = tables.annotations  # read with the heads' columns, where the run has them
     if scores is None or not head_columns(scores.schema.names):
         return ""
     heads = score_heads_against_truth(truth, pairs, scores)

@@ -123,6 +123,19 @@ def _sd(values: list[float | None]) -> float | None:
     return float(np.std(known, ddof=1)) if len(known) > 1 and len(known) == len(values) else None
 
 
+def _retrieval_summary(metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread over seeds of recall@1/5 on the eval set's captions, where it has them."""
+    out: dict[str, Any] = {}
+    for key in ("eval_i2t_r1", "eval_i2t_r5", "eval_t2i_r1", "eval_t2i_r5"):
+        values = [m.get(key) for m in metrics]
+        if all(v is not None for v in values):
+            out[key] = _mean(values)
+            out[f"{key}_sd"] = _sd(values)
+    if out:
+        out["eval_gallery_size"] = metrics[0].get("eval_gallery_size")
+    return out
+
+
 def _train_seeds(
     run: RunDir, selection: Selection, shards: Path, source: str, config: Config
 ) -> list[dict[str, Any]]:
@@ -136,26 +149,59 @@ def _train_seeds(
     return results
 
 
+# The per-image results a comparison pairs (metrics key -> the name its difference is stored
+# under): zero-shot top-1, and recall@1 both ways on the eval set's own captions where it has
+# them (DataComp evaluates retrieval next to classification).
+PAIRED_RESULTS = {
+    "zeroshot_hits": "top1",
+    "eval_i2t_hits": "i2t_r1",
+    "eval_t2i_hits": "t2i_r1",
+}
+# How a conclusion line names each difference.
+METRIC_LABELS = {
+    "top1": "top-1",
+    "top1_tail": "tail top-1",
+    "i2t_r1": "image->text R@1",
+    "t2i_r1": "text->image R@1",
+}
+
+
 def _differences(
-    hits: dict[str, np.ndarray], baseline: str, tail_images: np.ndarray, config: Config
+    hits: dict[str, dict[str, np.ndarray]], baseline: str, tail_images: np.ndarray, config: Config
 ) -> tuple[dict[str, Any], list[str]]:
-    """Each selection against the baseline, overall and on the tail classes' images: the paired
-    differences with their intervals, and the lines that say what they support."""
+    """Each selection against the baseline on every paired result (top-1 also on the tail
+    classes' images alone): the paired differences with their intervals, and the lines that say
+    what they support. hits: selection -> difference name -> (seeds, images) array."""
     out: dict[str, Any] = {}
     lines: list[str] = []
     cfg = config.compare
-    for name, rows in hits.items():
+    base = hits[baseline]
+    for name, results in hits.items():
         if name == baseline:
             continue
+        wanted = [(m, m, slice(None)) for m in results if m in base]
+        if "top1" in results and "top1" in base:
+            wanted.insert(1, ("top1_tail", "top1", tail_images))
         entry = {}
-        for metric, columns in (("top-1", slice(None)), ("tail top-1", tail_images)):
+        for metric, source, columns in wanted:
             d = paired_difference(
-                rows[:, columns], hits[baseline][:, columns], cfg.bootstrap, cfg.confidence
+                results[source][:, columns], base[source][:, columns], cfg.bootstrap, cfg.confidence
             )
-            entry["top1" if metric == "top-1" else "top1_tail"] = d.as_dict()
-            lines.append(describe(name, baseline, metric, d))
+            entry[metric] = d.as_dict() | {"label": METRIC_LABELS[metric]}
+            lines.append(describe(name, baseline, METRIC_LABELS[metric], d))
         out[name] = entry
     return out, lines
+
+
+def _paired_hits(name: str, metrics: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The selection's per-image results, one row a seed, for each result every seed has."""
+    found = {}
+    for key, metric in PAIRED_RESULTS.items():
+        if all(key in m for m in metrics):
+            found[metric] = np.array([m[key] for m in metrics])
+    if "top1" not in found:  # a model evaluated by a version that kept no per-image results
+        log.warning("compare: %s has no per-image results; no interval for it", name)
+    return found
 
 
 def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]) -> dict[str, Any]:
@@ -179,7 +225,7 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
     tail = tail_classes(counts)
     tail_images = np.array([label in tail for label in zero_shot.labels])
     runs: dict[str, dict[str, Any]] = {}
-    hits: dict[str, np.ndarray] = {}
+    hits: dict[str, dict[str, np.ndarray]] = {}
     eval_images = None
     for selection in selections:
         shards, pairs, source = selection_shards(run, selection, config)
@@ -189,10 +235,7 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
         results = _train_seeds(run, selection, shards, source, config)
         metrics = [r.get("metrics", {}) for r in results]
         eval_images = metrics[0].get("zeroshot_images", eval_images)
-        if all("zeroshot_hits" in m for m in metrics):
-            hits[selection.name] = np.array([m["zeroshot_hits"] for m in metrics])
-        else:  # a model evaluated by a version that kept no per-image results
-            log.warning("compare: %s has no per-image results; no interval for it", selection.name)
+        hits[selection.name] = _paired_hits(selection.name, metrics)
         top1 = [m.get("zeroshot_top1") for m in metrics]
         tail_top1 = [_tail_top1(m.get("zeroshot_top1_per_class"), tail) for m in metrics]
         # What the selection trains on: the share of its captions that name a tail class.
@@ -212,11 +255,12 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
             "zeroshot_top1_tail_sd": _sd(tail_top1),
             "zeroshot_top1_tail_by_seed": tail_top1,
             "zeroshot_top5": _mean([m.get("zeroshot_top5") for m in metrics]),
+            **_retrieval_summary(metrics),
             "tail_caption_share": sum(named[c] for c in tail) / total if total else None,
             "dropped": {} if made_by is None else _selection_drops(RunDir(Path(made_by))),
         }
     differences, conclusions = (
-        _differences(hits, baseline, tail_images, config) if baseline in hits else ({}, [])
+        _differences(hits, baseline, tail_images, config) if hits.get(baseline) else ({}, [])
     )
     top1 = {n: r["zeroshot_top1"] for n, r in runs.items()}
     comparison = {
@@ -245,28 +289,41 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
 
 def table_lines(comparison: dict[str, Any]) -> list[str]:
     """The DataComp-style table: selection, pairs, the share of its captions naming a tail
-    class, zero-shot top-1, top-1 on the tail classes, top-5."""
+    class, zero-shot top-1, top-1 on the tail classes, top-5, and recall@1 both ways on the
+    eval set's captions where it has them; mean +- sd with more than one seed."""
+    runs = comparison["runs"]
+    retrieval = all("eval_i2t_r1" in r for r in runs.values()) and bool(runs)
+    seeds = comparison.get("seeds", 1)
+    width = 12 if seeds > 1 else 7
     lines = [
         f"zero-shot on {comparison['eval_images']} clean images, {comparison['eval_classes']}"
         f" classes, tail = the {len(comparison['tail_classes'])} rarest in the pool's captions"
         f" ({comparison['model']}, {comparison['steps']} steps x {comparison['batch_size']}):",
-        f"{'trained on':<14} {'selection':<28} {'pairs':>7} {'tail %':>7} {'top-1':>7}"
-        f" {'tail':>7} {'top-5':>7}",
     ]
-    seeds = comparison.get("seeds", 1)
-    width = 12 if seeds > 1 else 7
-    lines[1] = (
+    if retrieval:
+        gallery = next(iter(runs.values())).get("eval_gallery_size")
+        lines.append(
+            f"retrieval: recall@1 between those images and their captions, each among the"
+            f" {gallery} pairs of its gallery (one picture a class)"
+        )
+    header = (
         f"{'trained on':<14} {'selection':<28} {'pairs':>7} {'tail %':>7} {'top-1':>{width}}"
         f" {'tail':>{width}} {'top-5':>7}"
     )
-    for name, r in comparison["runs"].items():
+    lines.append(header + (f" {'i2t@1':>{width}} {'t2i@1':>{width}}" if retrieval else ""))
+    for name, r in runs.items():
         top1 = _pct(r["zeroshot_top1"], r.get("zeroshot_top1_sd"))
         tail = _pct(r.get("zeroshot_top1_tail"), r.get("zeroshot_top1_tail_sd"))
-        lines.append(
+        line = (
             f"{name:<14} {r.get('selection', ''):<28} {r['training_samples']:>7}"
             f" {_pct(r.get('tail_caption_share')):>7} {top1:>{width}}"
             f" {tail:>{width}} {_pct(r['zeroshot_top5']):>7}"
         )
+        if retrieval:
+            i2t = _pct(r["eval_i2t_r1"], r.get("eval_i2t_r1_sd"))
+            t2i = _pct(r["eval_t2i_r1"], r.get("eval_t2i_r1_sd"))
+            line += f" {i2t:>{width}} {t2i:>{width}}"
+        lines.append(line)
     if seeds > 1:
         lines.append(f"(mean +- sd over {seeds} seeds)")
     margin = comparison.get("top1_margin")

@@ -39,6 +39,7 @@ _STREAM_ORDER = 3
 _STREAM_EVAL = 4
 _STREAM_CLASSES = 5
 _STREAM_HEAD = 6
+_STREAM_EVAL_CAPTIONS = 7
 
 
 @dataclass(frozen=True)

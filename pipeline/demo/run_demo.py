@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from pipeline.compare.run_compare import run_compare, train_selection
 from pipeline.compare.selections import Selection, parse_selections
 from pipeline.config import Config
@@ -18,6 +20,7 @@ from pipeline.demo.blocklists import blocklist_paths, write_demo_blocklists
 from pipeline.demo.compare import RAW, demo_train_config, scorer_config
 from pipeline.demo.head import HEAD_NAME, ensure_demo_head
 from pipeline.demo.image_server import ImageServer
+from pipeline.demo.pictures import CLASSES
 from pipeline.demo.synthetic_web import (
     CONCEPTS_FILE,
     NoiseMix,
@@ -161,6 +164,17 @@ def _with_head(config: Config, run: RunDir, seed: int) -> Config:
     )
 
 
+def _eval_set_matches(folder: Path, per_class: int) -> bool:
+    """Whether `folder` holds an eval set of `per_class` pictures a class with captions (one
+    written by an earlier version, or for another --eval-per-class, is written again)."""
+    path = folder / "eval.parquet"
+    if not path.is_file():
+        return False
+    schema = pq.read_schema(path)
+    rows = pq.read_metadata(path).num_rows
+    return "caption" in schema.names and rows == per_class * len(CLASSES)
+
+
 def run_demo(
     run_dir: Path | str,
     config: Config,
@@ -184,7 +198,7 @@ def run_demo(
         _start_over(run)
         _fetch(run, config, pairs, seed)
     web = run.root / "web"
-    if not (web / "eval" / "eval.parquet").is_file():
+    if not _eval_set_matches(web / "eval", eval_per_class):
         generate_eval_set(web / "eval", n_per_class=eval_per_class, seed=seed + 1)
     if not (web / "reference" / "eval.parquet").is_file():
         generate_eval_set(web / "reference", n_per_class=REFERENCE_PER_CLASS, seed=seed + 2)

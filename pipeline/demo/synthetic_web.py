@@ -25,6 +25,7 @@ from pipeline.demo.captions import BOILERPLATE_PHRASES, LANGUAGES, english_capti
 from pipeline.demo.image_server import BOMB_SIDE
 from pipeline.demo.noise_plan import (
     _STREAM_EVAL,
+    _STREAM_EVAL_CAPTIONS,
     _STREAM_ORDER,
     _STREAM_PIXELS,
     MIN_BOILERPLATE_REPEATS,
@@ -260,16 +261,19 @@ def generate_eval_set(
     seed: int = 1,
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
 ) -> pa.Table:
-    """Write clean held-out pictures, `n_per_class` per class, for zero-shot evaluation.
+    """Write clean held-out pictures, `n_per_class` per class, for zero-shot evaluation and
+    caption retrieval.
 
     Images go to `out_dir/images/`; the returned table (also `out_dir/eval.parquet`) has `path`
-    (relative to `out_dir`) and `label`. Pixels come from their own random stream, so they never
-    coincide with a training picture, whatever the seeds.
+    (relative to `out_dir`), `label`, a truthful English `caption` drawn as the web's are, and
+    `gallery`: the i-th picture of every class forms gallery i, one picture a class, where
+    retrieval ranks it (a caption names the class, not the picture). Pixels and captions come
+    from their own random streams, so they never coincide with a training pair, whatever the
+    seeds.
     """
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    paths: list[str] = []
-    labels: list[str] = []
+    rows: dict[str, list] = {"path": [], "label": [], "caption": [], "gallery": []}
     jobs = [(c, i) for c in range(len(CLASSES)) for i in range(n_per_class)]
     for class_idx, i in tqdm(jobs, desc="eval set", unit="img", disable=None):
         label = CLASSES[class_idx]
@@ -277,8 +281,18 @@ def generate_eval_set(
         rel = f"images/{label.replace(' ', '_')}_{i:04d}.jpg"
         picture = render_picture(rng, label, *image_size)
         (out_dir / rel).write_bytes(_jpeg_bytes(picture, JPEG_QUALITY))
-        paths.append(rel)
-        labels.append(label)
-    table = pa.table({"path": pa.array(paths, pa.string()), "label": pa.array(labels, pa.string())})
+        words = np.random.default_rng([seed, _STREAM_EVAL_CAPTIONS, class_idx, i])
+        rows["path"].append(rel)
+        rows["label"].append(label)
+        rows["caption"].append(english_caption(words, label))
+        rows["gallery"].append(i)
+    table = pa.table(
+        {
+            "path": pa.array(rows["path"], pa.string()),
+            "label": pa.array(rows["label"], pa.string()),
+            "caption": pa.array(rows["caption"], pa.string()),
+            "gallery": pa.array(rows["gallery"], pa.int32()),
+        }
+    )
     pq.write_table(table, out_dir / "eval.parquet")
     return table

@@ -156,6 +156,8 @@ def comparison_section(tables: RunTables) -> Section | None:
             r.get("zeroshot_top1"),
             r.get("zeroshot_top1_tail"),
             r.get("zeroshot_top5"),
+            r.get("eval_i2t_r1"),
+            r.get("eval_t2i_r1"),
             r.get("final_loss"),
         )
         for name, r in runs.items()
@@ -172,7 +174,9 @@ def comparison_section(tables: RunTables) -> Section | None:
         f" selection (DataComp's protocol), then evaluated zero-shot on"
         f" {esc(comp.get('eval_images'))} clean held-out images over"
         f" {esc(comp.get('eval_classes'))} classes. Tail: the {len(tail)} classes "
-        f"named by the fewest captions of the pool ({esc(', '.join(tail))}).</p>"
+        f"named by the fewest captions of the pool ({esc(', '.join(tail))}). Retrieval: "
+        "recall@1 between those images and their own captions, each ranked among the pairs "
+        "of its gallery (one picture a class; empty where the eval set has no captions).</p>"
     )
     body += table(
         [
@@ -184,6 +188,8 @@ def comparison_section(tables: RunTables) -> Section | None:
             "zero-shot top-1",
             "top-1, tail classes",
             "zero-shot top-5",
+            "image->text R@1",
+            "text->image R@1",
             "final loss",
         ],
         rows,
@@ -219,7 +225,8 @@ def _differences_html(comp: dict) -> str:
         return ""
     rows, labels, means, lows, highs = [], [], [], [], []
     for name, entry in differences.items():
-        for metric, d in (("top-1", entry["top1"]), ("tail top-1", entry["top1_tail"])):
+        for key, d in entry.items():
+            metric = d.get("label", key)
             rows.append(
                 (
                     name,

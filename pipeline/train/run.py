@@ -229,7 +229,21 @@ def _run(shards: str | Path, output: Path, config: Config, env: DistEnv) -> dict
         )
     finally:
         batches.close()
+    if start >= cfg.steps and _measured_elsewhere(output, start, inputs):
+        # A finished model whose eval set changed since: measured again on today's set.
+        log.info("the eval set changed since %s was evaluated; evaluating it again", output)
+        evaluator(start, (inputs.resume or {}).get("loss"))
     return _summary(output, cfg, inputs.resume, start, last_loss, evaluator.final, began)
+
+
+def _measured_elsewhere(output: Path, step: int, inputs: Inputs) -> bool:
+    """Whether the metrics of `step` were measured on another zero-shot set than this run's
+    (or on none, where it has one)."""
+    if inputs.zero_shot is None:
+        return False
+    path = output / "metrics" / f"step_{step:06d}.json"
+    recorded = json.loads(path.read_text()).get("zeroshot_set") if path.is_file() else None
+    return recorded != inputs.zero_shot.digest
 
 
 def _restore(resume: dict | None, model, optimizer, cfg: TrainConfig) -> int:  # type: ignore[no-untyped-def]
@@ -259,6 +273,10 @@ def _prepare_output(output: Path, config: Config, start: int, env: DistEnv) -> N
         (output / "config.yaml").write_text(dump_yaml(config))
         truncate_log(output / TRAIN_LOG, start)
     barrier(env)
+
+
+# Per-image results in the metrics files, left out of the log line.
+PER_IMAGE = ("zeroshot_hits", "eval_i2t_hits", "eval_t2i_hits")
 
 
 class _Evaluator:
@@ -297,11 +315,12 @@ class _Evaluator:
                     self.cfg.eval_templates,
                     *args,
                     self.autocast,
+                    draft=draft_side(self.model),
                 )
             if self.pairs:
                 metrics |= retrieval(self.model, self.pairs, *args, self.autocast)
             write_metrics(self.output, metrics)
-            shown = {k: v for k, v in metrics.items() if k != "zeroshot_hits"}
+            shown = {k: v for k, v in metrics.items() if k not in PER_IMAGE}
             log.info("eval at step %d: %s", step, json.dumps(shown, sort_keys=True))
             self.final = metrics
         barrier(self.env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import statistics
 
 import open_clip
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from pipeline.clip.models import register_project_configs
-from pipeline.demo.synthetic_web import CLASSES
+from pipeline.demo.synthetic_web import CLASSES, generate_eval_set
 from pipeline.train.run import run_train
 from tests.train.helpers import train_config
 
@@ -72,6 +73,38 @@ def test_loss_falls_and_zero_shot_beats_chance(trained):
     # Retrieval among 200 held-out pairs (chance: R@1 0.005, R@5 0.025).
     assert metrics["retrieval_pairs"] == 200
     assert metrics["i2t_r5"] > 0.05 and metrics["t2i_r5"] > 0.05
+
+
+def test_caption_retrieval_on_the_eval_set(trained):
+    """The eval set's own captions, each ranked among its gallery's 36 (one picture a class)."""
+    metrics = trained[1]["metrics"]
+    assert (metrics["eval_retrieval_pairs"], metrics["eval_gallery_size"]) == (180, 36)
+    for way in ("i2t", "t2i"):
+        hits = metrics[f"eval_{way}_hits"]
+        assert len(hits) == 180 and set(hits) <= {0, 1}
+        assert metrics[f"eval_{way}_r1"] == pytest.approx(sum(hits) / 180)
+        assert metrics[f"eval_{way}_r1"] <= metrics[f"eval_{way}_r5"]
+        # Chance is 1/36 at 1; the model names colours and shapes well above it.
+        assert metrics[f"eval_{way}_r1"] > 3 / 36
+
+
+def test_a_finished_model_is_measured_again_on_a_changed_eval_set(trained, shards, tmp_path):
+    output, summary = trained
+    copy = tmp_path / "model"
+    shutil.copytree(output, copy)
+    other = tmp_path / "eval"
+    generate_eval_set(other, n_per_class=2, seed=9, image_size=(64, 64))
+    config = train_config(f"train.steps={STEPS}", f"train.eval_data={other}")
+    again = run_train(shards, copy, config)["metrics"]
+    assert (
+        again["zeroshot_images"] == 72
+        and again["zeroshot_set"] != summary["metrics"]["zeroshot_set"]
+    )
+    assert json.loads((copy / "metrics" / f"step_{STEPS:06d}.json").read_text()) == again
+    # The same set a second time: nothing is measured again.
+    written = (copy / "metrics" / f"step_{STEPS:06d}.json").stat().st_mtime_ns
+    assert run_train(shards, copy, config)["metrics"] == again
+    assert (copy / "metrics" / f"step_{STEPS:06d}.json").stat().st_mtime_ns == written
 
 
 def test_metrics_written_per_eval(trained):

@@ -166,10 +166,23 @@ def run_train(shards: str | Path, output: Path, config: Config) -> dict:
     cfg = config.train
     cfg.validate()
     env = init_distributed(cfg.device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(compute_threads(env, cfg.workers, threads))
     try:
         return _run(shards, Path(output), config, env)
     finally:
+        torch.set_num_threads(threads)
         shutdown(env)
+
+
+def compute_threads(env: DistEnv, workers: int, threads: int) -> int:
+    """Torch threads of a lone CPU training process: the cores its loader workers leave free.
+    Measured on the demo (2 cores, 1 worker): 556 samples/s with 1 thread, 466 with 2, where
+    the worker's JPEG decoding and the training's matrix products fought over the same cores."""
+    if env.device.type != "cpu" or env.world_size > 1 or workers == 0:
+        return threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(threads, (cores or 1) - workers))
 
 
 def _run(shards: str | Path, output: Path, config: Config, env: DistEnv) -> dict:

@@ -61,9 +61,28 @@ def test_the_difference_to_the_baseline_is_paired_by_seed_and_image(compared):
     assert [line.split(":")[0] for line in comparison["conclusions"]] == [
         "curated vs raw, top-1",
         "curated vs raw, tail top-1",
+        "curated vs raw, image->text R@1",
+        "curated vs raw, text->image R@1",
     ]
     lines = table_lines(comparison)
-    assert "(mean +- sd over 2 seeds)" in lines and lines[-2:] == comparison["conclusions"]
+    assert "(mean +- sd over 2 seeds)" in lines and lines[-4:] == comparison["conclusions"]
+
+
+def test_retrieval_on_the_eval_captions_is_compared_per_pair(compared):
+    comparison = compared[2]
+    for name in ("raw", "curated"):
+        r = comparison["runs"][name]
+        assert r["eval_gallery_size"] == 36
+        assert 0 <= r["eval_i2t_r1"] <= r["eval_i2t_r5"] <= 1 and r["eval_t2i_r1_sd"] >= 0
+    d = comparison["differences"]["curated"]
+    assert {k: (v["label"], v["images"], v["seeds"]) for k, v in d.items()} == {
+        "top1": ("top-1", 72, 2),
+        "top1_tail": ("tail top-1", 36, 2),
+        "i2t_r1": ("image->text R@1", 72, 2),
+        "t2i_r1": ("text->image R@1", 72, 2),
+    }
+    header = next(line for line in table_lines(comparison) if line.startswith("trained on"))
+    assert header.split()[-2:] == ["i2t@1", "t2i@1"]
 
 
 def test_hits_resampled_again_give_the_recorded_interval(compared):

@@ -169,7 +169,7 @@ def _with_head(config: Config, run: RunDir, seed: int) -> Config:
     )
 
 
-def _eval_set_matches(folder: Path, per_class: int) -> bool:
+def eval_set_matches(folder: Path, per_class: int) -> bool:
     """Whether `folder` holds an eval set of `per_class` pictures a class with captions (one
     written by an earlier version, or for another --eval-per-class, is written again)."""
     path = folder / "eval.parquet"
@@ -203,7 +203,7 @@ def run_demo(
         _start_over(run)
         _fetch(run, config, pairs, seed)
     web = run.root / "web"
-    if not _eval_set_matches(web / "eval", eval_per_class):
+    if not eval_set_matches(web / "eval", eval_per_class):
         generate_eval_set(
             web / "eval", n_per_class=eval_per_class, seed=seed + 1, image_size=EVAL_IMAGE_SIZE
         )

@@ -8,9 +8,13 @@ import json
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.cli import main
-from pipeline.demo.compare import DEMO_TOP_FRACTION
+from pipeline.config import load_config
+from pipeline.demo.compare import DEMO_TOP_FRACTION, demo_compare_config
+from pipeline.demo.run_demo import eval_set_matches
+from pipeline.demo.synthetic_web import generate_eval_set
 from pipeline.ledger import read_ledger
 from pipeline.report.input_pairs import input_pairs
 from pipeline.run_dir import RunDir
@@ -72,6 +76,42 @@ def test_demo_compares_raw_and_curated_training(demo_run):
         comparison["top1_margin"] == runs["curated"]["zeroshot_top1"] - runs["raw"]["zeroshot_top1"]
     )
     assert (demo_run.report / "index.html").is_file()
+
+
+def test_demo_measures_every_selection_against_the_clip_cut_over_three_seeds(demo_run):
+    comparison = json.loads((demo_run.root / "comparison.json").read_text())
+    assert (comparison["seeds"], comparison["baseline"]) == (3, "curated")
+    assert all(r["seeds"] == [0, 1, 2] for r in comparison["runs"].values())
+    differences = comparison["differences"]
+    assert sorted(differences) == ["clip_balance", "clip_image", "raw"]
+    for entry in differences.values():
+        assert sorted(entry) == ["i2t_r1", "t2i_r1", "top1", "top1_tail"]
+        assert {d["seeds"] for d in entry.values()} == {3}
+    assert len(comparison["conclusions"]) == 12
+    assert all(" vs curated, " in line for line in comparison["conclusions"])
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ([], (3, "curated")),
+        (["compare.seeds=5"], (5, "curated")),
+        (["compare.baseline=raw"], (3, "raw")),
+    ],
+)
+def test_a_compare_setting_the_user_set_wins_over_the_demo(user, expected):
+    config = demo_compare_config(load_config(None, user))
+    assert (config.compare.seeds, config.compare.baseline) == expected
+
+
+def test_an_eval_set_of_another_size_or_without_captions_is_written_again(tmp_path):
+    folder = tmp_path / "eval"
+    assert not eval_set_matches(folder, 2)
+    generate_eval_set(folder, n_per_class=2, seed=1, image_size=(32, 32))
+    assert eval_set_matches(folder, 2) and not eval_set_matches(folder, 3)
+    table = pq.read_table(folder / "eval.parquet").select(["path", "label"])
+    pq.write_table(table, folder / "eval.parquet")  # as an earlier version wrote it
+    assert not eval_set_matches(folder, 2)
 
 
 def test_demo_compares_datacomp_and_metaclip_selections(demo_run):

@@ -440,9 +440,16 @@ def test_write_input_parquet(web: SyntheticWeb, rows: list[dict], tmp_path: Path
 
 def test_eval_set(tmp_path: Path, web: SyntheticWeb) -> None:
     table = generate_eval_set(tmp_path / "eval", n_per_class=2, seed=1)
-    assert table.schema.names == ["path", "label"]
+    assert table.schema.names == ["path", "label", "caption", "gallery"]
     assert table.num_rows == 2 * len(CLASSES)
     assert collections.Counter(table.column("label").to_pylist()) == dict.fromkeys(CLASSES, 2)
+    # Gallery i: the i-th picture of every class, one a class; each caption names its class.
+    rows = table.to_pylist()
+    for gallery in (0, 1):
+        labels = [r["label"] for r in rows if r["gallery"] == gallery]
+        assert sorted(labels) == sorted(CLASSES)
+    assert all(r["label"] in r["caption"].lower() for r in rows)
+    assert len({r["caption"] for r in rows}) > len(CLASSES)
     assert pq.read_table(tmp_path / "eval" / "eval.parquet").equals(table)
     eval_bytes = set()
     for path in table.column("path").to_pylist():

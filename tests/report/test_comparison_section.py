@@ -47,11 +47,12 @@ def test_every_comparison_field_is_escaped(tmp_path, field):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
-def _difference(mean, low, high):
+def _difference(mean, low, high, label):
     significant = low > 0 or high < 0
     return {"mean": mean, "low": low, "high": high, "confidence": 0.95, "seeds": 3} | {
         "images": 720,
         "significant": significant,
+        "label": label,
     }
 
 
@@ -68,8 +69,9 @@ def test_the_differences_to_the_baseline_are_tabled_and_plotted(tmp_path):
         "runs": {"raw": {"selection": "raw"}, "clip": {"selection": "clip_score"}},
         "differences": {
             "clip": {
-                "top1": _difference(0.041, 0.012, 0.070),
-                "top1_tail": _difference(-0.005, -0.031, 0.021),
+                "top1": _difference(0.041, 0.012, 0.070, "top-1"),
+                "top1_tail": _difference(-0.005, -0.031, 0.021, "tail top-1"),
+                "i2t_r1": _difference(0.022, 0.004, 0.040, "image->text R@1"),
             }
         },
     }
@@ -78,4 +80,6 @@ def test_the_differences_to_the_baseline_are_tabled_and_plotted(tmp_path):
     assert '<td class="text">clip</td><td class="text">top-1</td><td>4.100</td>' in body
     assert "<td>[+1.2, +7.0]</td><td>yes</td>" in body
     assert "<td>[-3.1, +2.1]</td><td>no difference detected</td>" in body
+    # Every difference comparison.json holds, named by its label (escaped).
+    assert '<td class="text">image-&gt;text R@1</td><td>2.200</td><td>[+0.4, +4.0]</td>' in body
     assert 'alt="differences to the baseline with their intervals"' in body

@@ -17,15 +17,13 @@ from pipeline.train.settings import TrainConfig
 log = logging.getLogger(__name__)
 
 # Demo-sized training: the 32 px project config and a budget that fits the demo's 15 minutes on
-# 2 cores with three seeds of four selections (12 trainings of about 28 s; at 120 steps the demo
-# took 10 min 52 s, 15 min with the install). A `train.*` setting the user changed from its
-# default wins over these.
+# 2 cores. A `train.*` setting the user changed from its default wins over these.
 DEMO_TRAIN: dict[str, Any] = {
     "model": "curate-micro-vit",
-    "steps": 100,
+    "steps": 120,
     "batch_size": 128,
     "lr": 1e-3,
-    "warmup_steps": 10,
+    "warmup_steps": 12,
     "checkpoint_every": 0,
     "eval_batch_size": 512,
     "log_every": 10,

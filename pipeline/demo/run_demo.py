@@ -37,7 +37,7 @@ from pipeline.stages import get_stage
 log = logging.getLogger(__name__)
 # Clean held-out pictures per class for zero-shot evaluation and caption retrieval (36 classes):
 # over 100, so that one picture is under 1 point of a class's accuracy (3,744 pictures: an
-# evaluation takes about 5 s of a training's 30 on 2 cores).
+# evaluation takes about 5 s of a training's 35 on 2 cores).
 EVAL_PER_CLASS = 104
 # Eval pictures at half the web's size: the model sees 32 px, the download stores them at about
 # 256, and a quarter of the pixels writes the set four times faster.

@@ -175,9 +175,10 @@ def eval_set_matches(folder: Path, per_class: int) -> bool:
     path = folder / "eval.parquet"
     if not path.is_file():
         return False
-    schema = pq.read_schema(path)
-    rows = pq.read_metadata(path).num_rows
-    return "caption" in schema.names and rows == per_class * len(CLASSES)
+    found = pq.ParquetFile(path)
+    return "caption" in found.schema_arrow.names and found.metadata.num_rows == per_class * len(
+        CLASSES
+    )
 
 
 def run_demo(

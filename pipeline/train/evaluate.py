@@ -169,12 +169,18 @@ def caption_retrieval(
     caption written from a label): ranked among all pairs, recall@1 could not pass one over
     the pictures of a class. Per-pair hits at 1 (in the set's order) are kept for a
     comparison's paired bootstrap."""
-    group = torch.tensor(list(galleries), device=image_features.device)
-    sim = image_features @ text_features.T
-    # Pairs of other galleries can never outrank: they are set below every real score.
-    sim = sim.masked_fill(group[:, None] != group[None, :], float("-inf"))
-    i2t, t2i = _ranks(sim), _ranks(sim.T)
-    sizes = torch.bincount(group - group.min()) if len(group) else group
+    group = torch.tensor(list(galleries), dtype=torch.long)
+    i2t = torch.empty(len(group), dtype=torch.long)
+    t2i = torch.empty(len(group), dtype=torch.long)
+    sizes = []
+    # One gallery at a time: memory is a gallery's square, not the whole set's (a 50,000-picture
+    # set in 36-pair galleries needs 36 x 36 similarities at once, not 50,000 x 50,000).
+    for value in torch.unique(group):
+        members = (group == value).nonzero().squeeze(1)
+        index = members.to(image_features.device)
+        sim = image_features[index] @ text_features[index].T
+        i2t[members], t2i[members] = _ranks(sim).cpu(), _ranks(sim.T).cpu()
+        sizes.append(len(members))
     return {
         "eval_i2t_r1": (i2t < 1).float().mean().item(),
         "eval_i2t_r5": (i2t < 5).float().mean().item(),
@@ -183,7 +189,7 @@ def caption_retrieval(
         "eval_i2t_hits": [int(r < 1) for r in i2t.tolist()],
         "eval_t2i_hits": [int(r < 1) for r in t2i.tolist()],
         "eval_retrieval_pairs": len(group),
-        "eval_gallery_size": int(sizes[sizes > 0].min().item()) if len(group) else 0,
+        "eval_gallery_size": min(sizes, default=0),
     }
 
 

@@ -322,15 +322,17 @@ def demo(
     pairs: int | None = None,
     seed: int = 0,
     eval_per_class: int | None = None,
+    port: int | None = None,
     **overrides: Any,
 ) -> RunOutcome:
     """`curate demo`: the synthetic web on 127.0.0.1, the whole pipeline and the training
-    comparison (in `.stats["comparison"]`); `pairs` and `eval_per_class` default to the demo's."""
+    comparison (in `.stats["comparison"]`); `pairs`, `eval_per_class` and `port` (the web's
+    loopback port, 0 for any free one) default to the demo's."""
     from pipeline.demo.run_demo import run_demo
 
     resolved = resolve_config(config, **overrides)
     # Unset sizes keep run_demo's own defaults (DEMO_PAIRS, EVAL_PER_CLASS): one place for them.
-    sizes = {"pairs": pairs, "eval_per_class": eval_per_class}
+    sizes = {"pairs": pairs, "eval_per_class": eval_per_class, "port": port}
     with _locked(run_dir, "demo"):
         stats = run_demo(
             run_dir, resolved, seed=seed, **{k: v for k, v in sizes.items() if v is not None}

@@ -63,7 +63,12 @@ def _demo(args: argparse.Namespace, config: Config) -> None:
     from pipeline.stats import summary_lines
 
     outcome = api.demo(
-        args.run_dir, config, pairs=args.pairs, seed=args.seed, eval_per_class=args.eval_per_class
+        args.run_dir,
+        config,
+        pairs=args.pairs,
+        seed=args.seed,
+        eval_per_class=args.eval_per_class,
+        port=args.port,
     )
     lines = summary_lines(outcome.stats)
     if outcome.stats.get("comparison"):
@@ -134,7 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--eval-per-class",
                 type=int,
-                help="clean held-out images per class for the zero-shot comparison (default 20)",
+                help="clean held-out images per class for the zero-shot comparison and caption"
+                " retrieval (default 104)",
+            )
+            p.add_argument(
+                "--port",
+                type=int,
+                help="loopback port of the demo's image server (default 28761; 0: any free"
+                " port). The uids hash the URL, so runs on one port reproduce each other",
             )
         else:
             p.add_argument(

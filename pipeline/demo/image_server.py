@@ -250,7 +250,8 @@ class ImageServer:
         log.debug("image server on port %d stopped", self.port)
 
     def __enter__(self) -> ImageServer:
-        return self.start()
+        # A server already started (e.g. by a caller that chose its port) is entered as it is.
+        return self if self._httpd is not None else self.start()
 
     def __exit__(
         self,

@@ -66,6 +66,11 @@ DEMO_SELECTIONS = (
     "clip_balance=clip_score+balance",
 )
 DEMO_PAIRS = 8000
+# The loopback port the demo serves its web on. Ingest hashes the URL into the uid, and the uid
+# orders the download and seeds every draw after it (balancing, the trainer's data order through
+# the shards), so a fixed port makes a fresh run reproduce the last one's figures. When it is
+# taken, any free port serves, and the run warns that its figures are its own.
+DEMO_PORT = 28761
 # Where the demo writes its blocklists and its trained head, in the run directory.
 BLOCKLISTS = "web/blocklists"
 HEADS = "heads"
@@ -119,7 +124,7 @@ def with_demo_blocklists(config: Config, run_root: Path) -> Config:
 
 def _start_over(run: RunDir) -> None:
     """Remove an unfinished download's traces: the server's port, and so the URLs and uids,
-    differ between runs, so ingest and download are redone together."""
+    may differ between runs (DEMO_PORT taken), so ingest and download are redone together."""
     for leftover in (
         run.candidates,
         run.root / get_stage("preselect").output,
@@ -135,7 +140,24 @@ def _start_over(run: RunDir) -> None:
             leftover.unlink()
 
 
-def _fetch(run: RunDir, config: Config, pairs: int, seed: int) -> None:
+def serve_web(files_dir: Path, port: int = DEMO_PORT) -> ImageServer:
+    """The web's server, started on `port` where it is free, else on any free port."""
+    try:
+        return ImageServer(files_dir, port=port, slow_seconds=5.0).start()
+    except OSError as exc:
+        if port == 0:
+            raise
+        log.warning(
+            "demo: port %d is taken (%s); serving on another, so this run's uids, and its "
+            "figures, differ from a run on port %d",
+            port,
+            exc.strerror,
+            port,
+        )
+        return ImageServer(files_dir, port=0, slow_seconds=5.0).start()
+
+
+def _fetch(run: RunDir, config: Config, pairs: int, seed: int, port: int) -> None:
     """Generate (or reuse) the web, serve it, and run ingest and download against it."""
     web_dir = run.root / "web"
     web = SyntheticWeb.load(web_dir) if (web_dir / "ground_truth.parquet").exists() else None
@@ -143,7 +165,7 @@ def _fetch(run: RunDir, config: Config, pairs: int, seed: int) -> None:
         web = generate_web(
             web_dir, n_pairs=pairs, seed=seed, mix=DEMO_MIX, class_tail=DEMO_CLASS_TAIL
         )
-    with ImageServer(web.files_dir, slow_seconds=5.0) as server:
+    with serve_web(web.files_dir, port) as server:
         source = write_input_parquet(web, server.base_url, run.root / "input.parquet")
         # The URL list names the server's port: written for this server, before ingest reads it.
         write_demo_blocklists(web, server.base_url, run.root / BLOCKLISTS)
@@ -187,6 +209,7 @@ def run_demo(
     pairs: int = DEMO_PAIRS,
     seed: int = 0,
     eval_per_class: int = EVAL_PER_CLASS,
+    port: int = DEMO_PORT,
 ) -> dict[str, Any]:
     """Run the whole demo into `run_dir` (web in `run_dir/web`); returns stats.json's content
     with the training comparison under "comparison".
@@ -202,7 +225,7 @@ def run_demo(
     fetched = (run.root / BLOCKLISTS).is_dir()
     if not fetched or stage_state(run, get_stage("download"), config).status != "complete":
         _start_over(run)
-        _fetch(run, config, pairs, seed)
+        _fetch(run, config, pairs, seed, port)
     web = run.root / "web"
     if not eval_set_matches(web / "eval", eval_per_class):
         generate_eval_set(

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
-from tqdm import tqdm
 
 from pipeline.demo.captions import BOILERPLATE_PHRASES, LANGUAGES, english_caption, foreign_caption
 
@@ -47,6 +46,7 @@ from pipeline.demo.pictures import (
     render_off_target,
     render_picture,
 )
+from pipeline.demo.render_pool import render_all
 from pipeline.files import write_atomically
 from schemas.ground_truth import (
     DUPLICATE_KINDS,
@@ -128,6 +128,57 @@ def _prepare_out_dir(out_dir: Path) -> Path:
     return files_dir
 
 
+@dataclass(frozen=True)
+class _RowJob:
+    """What rendering one row's file needs (picklable for a worker process)."""
+
+    gt_id: int
+    noise: str
+    label: str | None
+    file: str
+    original: str | None  # the path of the picture this row copies, if it is a copy
+
+
+def _waves(rows: list) -> list[list]:
+    """The rows with a file, grouped so that every copy comes in a wave after its original's."""
+    depth: dict[int, int] = {}
+    waves: list[list] = []
+    for index, row in enumerate(rows):
+        if row.file is None:
+            continue
+        d = 0 if row.duplicate_of is None else depth[row.duplicate_of] + 1
+        depth[index] = d
+        while len(waves) <= d:
+            waves.append([])
+        waves[d].append(row)
+    return waves
+
+
+def _render_row(files_dir: str, seed: int, image_size: tuple[int, int], job: _RowJob) -> tuple:
+    """Write one row's file under `files_dir`; returns its picture's (width, height)."""
+    root = Path(files_dir)
+    rng = np.random.default_rng([seed, _STREAM_PIXELS, job.gt_id])
+    if job.original is not None:
+        original = (root / job.original).read_bytes()
+        if job.noise == "exact_duplicate":
+            data = original
+        elif job.noise in VARIANT_KINDS:
+            data = _variant(rng, job.noise, original)
+        else:
+            data = _near_duplicate(rng, job.noise, original)
+    elif job.noise == "off_target":
+        data = _jpeg_bytes(render_off_target(rng, *image_size), JPEG_QUALITY)
+    else:
+        assert job.label is not None
+        width, height = _picture_size(rng, job.noise, image_size)
+        data = _jpeg_bytes(render_picture(rng, job.label, width, height), JPEG_QUALITY)
+    target = root / job.file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    with Image.open(io.BytesIO(data)) as img:
+        return img.size
+
+
 def generate_web(
     out_dir: Path,
     n_pairs: int = 2000,
@@ -151,31 +202,26 @@ def generate_web(
     files_dir = _prepare_out_dir(out_dir)
     rows = _plan(n_pairs, seed, mix, class_tail)
 
-    for row in tqdm(rows, desc="synthetic web", unit="pair", disable=None):
-        if row.file is None:
-            if row.noise == "fault_bomb":
-                row.width = row.height = BOMB_SIDE
-            continue
-        rng = np.random.default_rng([seed, _STREAM_PIXELS, row.gt_id])
-        if row.duplicate_of is not None:
-            original = (files_dir / rows[row.duplicate_of].path).read_bytes()
-            if row.noise == "exact_duplicate":
-                data = original
-            elif row.noise in VARIANT_KINDS:
-                data = _variant(rng, row.noise, original)
-            else:
-                data = _near_duplicate(rng, row.noise, original)
-        elif row.noise == "off_target":
-            data = _jpeg_bytes(render_off_target(rng, *image_size), JPEG_QUALITY)
-        else:
-            assert row.label is not None
-            width, height = _picture_size(rng, row.noise, image_size)
-            data = _jpeg_bytes(render_picture(rng, row.label, width, height), JPEG_QUALITY)
-        with Image.open(io.BytesIO(data)) as img:
-            row.width, row.height = img.size
-        target = files_dir / row.file
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    for row in rows:
+        if row.file is None and row.noise == "fault_bomb":
+            row.width = row.height = BOMB_SIDE
+    # A copy is made from its original's file: originals first, then copies of them, and so on.
+    render = functools.partial(_render_row, str(files_dir), seed, image_size)
+    for wave in _waves(rows):
+        jobs = [
+            _RowJob(
+                r.gt_id,
+                r.noise,
+                r.label,
+                r.file,
+                None if r.duplicate_of is None else rows[r.duplicate_of].path,
+            )
+            for r in wave
+        ]
+        for row, (width, height) in zip(
+            wave, render_all(render, jobs, "synthetic web"), strict=True
+        ):
+            row.width, row.height = width, height
 
     columns = {name: [getattr(r, name) for r in rows] for name in GROUND_TRUTH_SCHEMA.names}
     table = pa.Table.from_pydict(columns, schema=GROUND_TRUTH_SCHEMA)
@@ -255,6 +301,20 @@ def write_input_parquet(
     return path
 
 
+def _render_eval_picture(
+    out_dir: str, seed: int, image_size: tuple[int, int], job: tuple[int, int]
+) -> tuple[str, str]:
+    """Write the job's (class index, i) eval picture; returns (its path, its caption)."""
+    class_idx, i = job
+    label = CLASSES[class_idx]
+    rng = np.random.default_rng([seed, _STREAM_EVAL, class_idx, i])
+    rel = f"images/{label.replace(' ', '_')}_{i:04d}.jpg"
+    picture = render_picture(rng, label, *image_size)
+    (Path(out_dir) / rel).write_bytes(_jpeg_bytes(picture, JPEG_QUALITY))
+    words = np.random.default_rng([seed, _STREAM_EVAL_CAPTIONS, class_idx, i])
+    return rel, english_caption(words, label)
+
+
 def generate_eval_set(
     out_dir: Path,
     n_per_class: int = 10,
@@ -273,18 +333,15 @@ def generate_eval_set(
     """
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    rows: dict[str, list] = {"path": [], "label": [], "caption": [], "gallery": []}
     jobs = [(c, i) for c in range(len(CLASSES)) for i in range(n_per_class)]
-    for class_idx, i in tqdm(jobs, desc="eval set", unit="img", disable=None):
-        label = CLASSES[class_idx]
-        rng = np.random.default_rng([seed, _STREAM_EVAL, class_idx, i])
-        rel = f"images/{label.replace(' ', '_')}_{i:04d}.jpg"
-        picture = render_picture(rng, label, *image_size)
-        (out_dir / rel).write_bytes(_jpeg_bytes(picture, JPEG_QUALITY))
-        words = np.random.default_rng([seed, _STREAM_EVAL_CAPTIONS, class_idx, i])
+    render = functools.partial(_render_eval_picture, str(out_dir), seed, image_size)
+    rows: dict[str, list] = {"path": [], "label": [], "caption": [], "gallery": []}
+    for (class_idx, i), (rel, caption) in zip(
+        jobs, render_all(render, jobs, "eval set"), strict=True
+    ):
         rows["path"].append(rel)
-        rows["label"].append(label)
-        rows["caption"].append(english_caption(words, label))
+        rows["label"].append(CLASSES[class_idx])
+        rows["caption"].append(caption)
         rows["gallery"].append(i)
     table = pa.table(
         {

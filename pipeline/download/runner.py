@@ -18,6 +18,7 @@ from pipeline.download import fetch_guard
 from pipeline.download.failures import write_shard_ledger
 from pipeline.download.image_guard import SafeResizer
 from pipeline.download.settings import DownloadConfig
+from pipeline.download.shard_order import sort_shard
 from pipeline.storage import StoragePath, as_path
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,9 @@ img2dataset_main = importlib.import_module("img2dataset.main")
 
 
 class SafeDownloader(Downloader):
-    """img2dataset's Downloader; each process installs the guarded opener before its first shard
-    and, with a `ledger` folder, writes each finished shard's ledger part."""
+    """img2dataset's Downloader; each process installs the guarded opener before its first shard,
+    puts each finished shard in key order (shard_order) and, with a `ledger` folder, writes its
+    ledger part."""
 
     def __init__(
         self, *args, fetch_policy: fetch_guard.FetchPolicy, ledger: str | None = None, **kwargs
@@ -39,10 +41,13 @@ class SafeDownloader(Downloader):
     def __call__(self, row):  # type: ignore[no-untyped-def]
         fetch_guard.install(self.fetch_policy)
         done = super().__call__(row)
+        # img2dataset names the shard's files by its zero-padded id (writer.py).
+        shard = f"{row[0]:0{self.oom_shard_count}d}"
+        if done[0]:
+            sort_shard(self.output_folder, shard)
         if done[0] and self.ledger is not None:
-            # img2dataset names the shard's files by its zero-padded id (writer.py). A kill
-            # between its _stats.json and this part leaves the part to the stage's Spark job.
-            shard = f"{row[0]:0{self.oom_shard_count}d}"
+            # A kill between img2dataset's _stats.json and this part leaves the part to the
+            # stage's Spark job.
             write_shard_ledger(as_path(self.ledger), f"{self.output_folder}/{shard}.parquet")
         return done
 

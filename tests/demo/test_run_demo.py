@@ -5,6 +5,8 @@ from the raw-data model, and both comparison models are trained and evaluated.""
 from __future__ import annotations
 
 import json
+import logging
+import socket
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -13,7 +15,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.demo.compare import DEMO_TOP_FRACTION, demo_compare_config
-from pipeline.demo.run_demo import eval_set_matches
+from pipeline.demo.run_demo import eval_set_matches, serve_web
 from pipeline.demo.synthetic_web import generate_eval_set
 from pipeline.ledger import read_ledger
 from pipeline.report.input_pairs import input_pairs
@@ -207,3 +209,15 @@ def test_demo_trains_a_head_that_annotate_loads_and_the_report_scores(demo_run):
     assert scores.null_count == 0 and 0.0 <= pc.min(scores).as_py() <= pc.max(scores).as_py() <= 1
     html = (demo_run.report / "index.html").read_text()
     assert "Classifier heads against the planted truth" in html and "score_off_target" in html
+
+
+def test_the_web_is_served_on_its_port_or_on_another_when_taken(tmp_path, caplog):
+    # The demo's fixed port keeps its uids, and so its figures, the same from run to run.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    with serve_web(tmp_path, free) as server:
+        assert server.port == free
+        with caplog.at_level(logging.WARNING), serve_web(tmp_path, free) as second:
+            assert second.port not in (0, free)
+        assert f"port {free} is taken" in caplog.text

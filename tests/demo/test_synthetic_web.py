@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from pipeline.demo import render_pool
 from pipeline.demo.run_demo import DEMO_MIX
 from pipeline.demo.synthetic_web import (
     BOILERPLATE_PHRASES,
@@ -104,6 +105,24 @@ def test_same_seed_gives_identical_bytes_and_other_seed_does_not(tmp_path: Path)
     assert shared
     assert all(tree_a[k] != tree_c[k] for k in shared)
     assert not load_ground_truth(a).column("caption").equals(load_ground_truth(c).column("caption"))
+
+
+def test_pictures_rendered_on_two_processes_are_the_inline_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The demo's web and eval set are drawn on every core (render_pool); each picture's own
+    # random stream makes the split invisible. A small web is drawn inline, so force the pool.
+    inline = generate_web(tmp_path / "inline", n_pairs=120, seed=3, mix=DEMO_MIX)
+    inline_eval = generate_eval_set(tmp_path / "inline_eval", n_per_class=2, seed=5)
+    monkeypatch.setattr(render_pool, "MIN_POOLED_JOBS", 0)
+    monkeypatch.setattr(render_pool, "CHUNK", 7)
+    monkeypatch.setattr(render_pool.os, "sched_getaffinity", lambda _pid: {0, 1})
+    pooled = generate_web(tmp_path / "pooled", n_pairs=120, seed=3, mix=DEMO_MIX)
+    pooled_eval = generate_eval_set(tmp_path / "pooled_eval", n_per_class=2, seed=5)
+    assert _tree(pooled.root) == _tree(inline.root)
+    assert load_ground_truth(pooled).equals(load_ground_truth(inline))
+    assert pooled_eval.equals(inline_eval)
+    assert _tree(tmp_path / "pooled_eval") == _tree(tmp_path / "inline_eval")
 
 
 def test_regenerating_into_the_same_folder_replaces_it(tmp_path: Path) -> None:

@@ -97,6 +97,14 @@ def test_shards_are_webdataset_with_uid_carried(downloaded):
         record = __import__("json").loads(tar.extractfile(meta).read())
     assert any(n.endswith(".jpg") for n in names) and any(n.endswith(".txt") for n in names)
     assert len(record["uid"]) == 32 and record["lang"] == "en"
+    # In key order, not in the order img2dataset's threads finished: the raw pool's stream is
+    # the same in every run (shard_order).
+    for tar_path in tars:
+        with tarfile.open(tar_path) as tar:
+            members = tar.getnames()
+        assert members == sorted(members, key=lambda n: (n.split(".", 1)[0], n))
+        keys = pq.read_table(tar_path.with_suffix(".parquet"), columns=["key"]).column("key")
+        assert keys.to_pylist() == sorted(keys.to_pylist())
 
 
 def test_finished_run_makes_no_request(downloaded, web_and_server):

@@ -333,6 +333,27 @@ def report_case(case: Case) -> None:
     )
 
 
+def report_prediction(case: Case, cfg, local_cores: int) -> float:
+    """The planner's expected core-seconds for this case against the search step's measured
+    core-seconds (wall seconds x local cores); returns measured / planned."""
+    plan = plan_index(case.distinct, case.k, cfg.max_bucket_size, local_cores)
+    measured = case.search_s * local_cores
+    ratio = measured / plan.expected_seconds
+    print(
+        f"planner n={case.n:,} k={case.k}: {plan.describe()}; measured {measured:,.1f} "
+        f"core-s (search {case.search_s:.1f} s x {local_cores} cores), {ratio:.2f}x planned"
+    )
+    # Within 1.5x either way: the cost model is calibrated where measured/planned is in
+    # [1/1.5, 1.5].
+    report_ratio(
+        f"dedup_planner_error_{case.n:.0e}_k{case.k}".replace("+0", ""),
+        max(ratio, 1 / ratio),
+        "<=",
+        1.5,
+    )
+    return ratio
+
+
 # --- exhaustive and faiss ------------------------------------------------------------------
 
 
@@ -502,6 +523,7 @@ def main() -> None:
             if ours is not None:
                 kept[k] = ours
             report_case(case)
+            report_prediction(case, cfg, local_cores)
 
     # (b) growth over 10x the hashes.
     for k in radii:

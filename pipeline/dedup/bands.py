@@ -22,6 +22,7 @@ Every verified pair is checked against the masks of the tables before its own ("
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -148,6 +149,8 @@ class IndexPlan:
     memory_tables: int
     expected_candidates: float
     expected_seconds: float  # on one core, by the cost constants above
+    # The next best shuffle layout and why it lost (empty when there was no other).
+    rejected: str = ""
 
     def describe(self) -> str:
         """One log line: the figures the planner chose by."""
@@ -158,6 +161,7 @@ class IndexPlan:
             f"{self.partitions} partitions, expected bucket {self.bucket_size:,.1f} hashes, "
             f"in memory {self.memory_tables} tables a bucket, expected candidate pairs "
             f"{self.expected_candidates:,.0f}, expected {self.expected_seconds:,.1f} core-seconds"
+            + (f"; rejected {self.rejected}" if self.rejected else "")
         )
 
 
@@ -189,7 +193,8 @@ def plan_index(
     if not 0 <= k < BITS:
         raise ValueError(f"radius must be in [0, {BITS - 1}], got {k}")
     n = max(int(n), 1)
-    best: IndexPlan | None = None
+    cap = max_bucket_size / 2
+    plans = []
     for layout in layouts(FULL, k, MAX_SHUFFLE_TABLES):
         bucket = n / 2 ** min(layout.key_bits)
         rows = n * layout.tables
@@ -199,25 +204,35 @@ def plan_index(
             seconds += _table_cost(n, bits, BITS - bits, k, 0)
             candidates += 2**bits * _memory_candidates(n / 2**bits, BITS - bits, k)
         _, blocks = group_cost(max(round(bucket), 1), BITS - min(layout.key_bits), k)
-        plan = IndexPlan(
-            n=n,
-            k=k,
-            shuffle=layout,
-            partitions=max(min_partitions, math.ceil(rows / rows_per_partition)),
-            shuffle_rows=rows,
-            bucket_size=bucket,
-            memory_blocks=blocks,
-            memory_tables=math.comb(blocks, k) if blocks else 1,
-            expected_candidates=candidates,
-            expected_seconds=seconds,
+        plans.append(
+            IndexPlan(
+                n=n,
+                k=k,
+                shuffle=layout,
+                partitions=max(min_partitions, math.ceil(rows / rows_per_partition)),
+                shuffle_rows=rows,
+                bucket_size=bucket,
+                memory_blocks=blocks,
+                memory_tables=math.comb(blocks, k) if blocks else 1,
+                expected_candidates=candidates,
+                expected_seconds=seconds,
+            )
         )
-        fits = bucket <= max_bucket_size / 2
-        best_fits = best is not None and best.bucket_size <= max_bucket_size / 2
-        if (
-            best is None
-            or (fits and not best_fits)
-            or (fits == best_fits and plan.expected_seconds < best.expected_seconds)
-        ):
-            best = plan
+    # A bucket a task holds whole first, then the cheapest by the cost model.
+    plans.sort(key=lambda p: (p.bucket_size > cap, p.expected_seconds))
+    best = plans[0] if plans else None
+    if best is not None and len(plans) > 1:
+        other = plans[1]
+        why = (
+            f"expected bucket {other.bucket_size:,.0f} over {cap:,.0f}"
+            if other.bucket_size > cap
+            else f"{other.expected_seconds / best.expected_seconds:.2f}x the expected core-seconds"
+        )
+        best = dataclasses.replace(
+            best,
+            rejected=f"{other.shuffle.tables} tables of {min(other.shuffle.key_bits)} key bits "
+            f"({other.expected_seconds:,.1f} core-seconds, expected bucket "
+            f"{other.bucket_size:,.1f}, in memory {other.memory_tables} tables): {why}",
+        )
     assert best is not None  # k < 64: the k + 1 block layout always exists
     return best

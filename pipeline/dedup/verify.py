@@ -67,22 +67,35 @@ class Found:
             self.stats[stat] = self.stats.get(stat, 0) + int(value)
 
     def emit(
-        self, x: np.ndarray, y: np.ndarray, sx: np.ndarray, sy: np.ndarray, forbidden: tuple
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        sx: np.ndarray,
+        sy: np.ndarray,
+        forbidden: tuple,
+        valid: np.ndarray | None = None,
+        candidates: int | None = None,
     ) -> None:
-        """Keep the candidate pairs (x, y) within the radius, across sides when cross, and not
-        agreeing on any forbidden mask (found at an earlier table)."""
-        self.count(STAT_CANDIDATES, len(x))
+        """Keep the candidate pairs (x, y) within the radius, across sides when cross (sx, sy
+        are read only then), and not agreeing on any forbidden mask (found at an earlier table).
+        With `valid`, only the `candidates` positions it marks are pairs of one group."""
+        self.count(STAT_CANDIDATES, len(x) if candidates is None else candidates)
         xor = x ^ y
         keep = np.bitwise_count(xor) <= self.k
+        if valid is not None:
+            keep &= valid
         keep &= (sx != sy) if self.cross else (xor != 0)
         if not keep.any():
             return
-        x, y, sx, xor = x[keep], y[keep], sx[keep], xor[keep]
+        picked = np.flatnonzero(keep)
+        x, y, xor = x[picked], y[picked], xor[picked]
+        sx = sx[picked] if self.cross else sx[:0]
         if forbidden:
             first = np.ones(len(xor), bool)
             for mask in forbidden:
                 first &= (xor & np.uint64(mask)) != 0
-            x, y, sx = x[first], y[first], sx[first]
+            x, y = x[first], y[first]
+            sx = sx[first] if self.cross else sx
         x, y = x.view(np.int64), y.view(np.int64)
         if self.cross:  # a from the left (side 0), b from the right
             left = sx == 0
@@ -93,19 +106,44 @@ class Found:
         self.b.append(y)
 
 
+# The sweep compares row r with row r + d over contiguous slices (no gathers: about half the
+# time a candidate of the gathered path) while at least this share of the rows still has a
+# partner d rows on in its group; below it, over the gathered rows that do.
+DENSE_SHARE = 0.5
+
+
 def _sweep(nodes: np.ndarray, sides: np.ndarray, ends: np.ndarray, found: Found, forbidden):
-    """All pairs within groups of consecutive rows; ends[r] = end of row r's group."""
-    rows = np.arange(len(nodes))
-    left = ends - rows  # rows from r to the end of its group, r included
-    keep = left > 1
-    rows, left = rows[keep], left[keep]
+    """All pairs within groups of consecutive rows; ends[r] = end of row r's group (r or less
+    for a row in no group to sweep)."""
+    n = len(nodes)
+    left = ends - np.arange(n)  # rows from r to the end of its group, r included
+    rows = None
     d = 1
-    while len(rows):
+    while True:
+        if rows is None:
+            valid = left[: n - d] > d
+            live = int(np.count_nonzero(valid))
+            if live == 0:
+                return
+            if live >= DENSE_SHARE * (n - d):
+                found.emit(
+                    nodes[: n - d], nodes[d:], sides[: n - d], sides[d:], forbidden, valid, live
+                )
+                d += 1
+                continue
+            rows = np.flatnonzero(valid)
+            left_rows = left[rows]
+        else:
+            keep = left_rows > d
+            rows, left_rows = rows[keep], left_rows[keep]
+            if not len(rows):
+                return
         q = rows + d
-        found.emit(nodes[rows], nodes[q], sides[rows], sides[q], forbidden)
+        if found.cross:
+            found.emit(nodes[rows], nodes[q], sides[rows], sides[q], forbidden)
+        else:  # sides are not read: no gather for them
+            found.emit(nodes[rows], nodes[q], sides, sides, forbidden)
         d += 1
-        keep = left > d
-        rows, left = rows[keep], left[keep]
 
 
 def _blocked(nodes: np.ndarray, sides: np.ndarray, found: Found, forbidden) -> None:
@@ -191,21 +229,26 @@ def search_groups(
     found.count(STAT_SPLITS, len(large))
     rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in large])
     gid = np.repeat(np.arange(len(large), dtype=np.int64), large_sizes)
-    sub_nodes, sub_sides = nodes[rows], sides[rows]
+    # Sides are read only across two sets (cross): otherwise no gather of them at any table.
+    sub_nodes = nodes[rows]
+    sub_sides = sides[rows] if found.cross else sides
     layout = Layout(free, blocks, found.k)
     gid_bits = int(len(large) - 1).bit_length()
     for j, mask in enumerate(layout.masks):
         key = compact(sub_nodes, mask)
         if gid_bits + mask.bit_count() <= 63:  # one key: argsort is twice as fast as lexsort
-            order = np.argsort(key | (gid.astype(np.uint64) << np.uint64(mask.bit_count())))
+            joint = key | (gid.astype(np.uint64) << np.uint64(mask.bit_count()))
+            order = np.argsort(joint)
+            joint_o = joint[order]
+            change = np.flatnonzero(joint_o[1:] != joint_o[:-1]) + 1
         else:
             order = np.lexsort((key, gid))
-        key_o, gid_o = key[order], gid[order]
-        change = np.flatnonzero((key_o[1:] != key_o[:-1]) | (gid_o[1:] != gid_o[:-1])) + 1
+            key_o, gid_o = key[order], gid[order]
+            change = np.flatnonzero((key_o[1:] != key_o[:-1]) | (gid_o[1:] != gid_o[:-1])) + 1
         sub_starts = np.concatenate(([0], change, [len(order)]))
         search_groups(
             sub_nodes[order],
-            sub_sides[order],
+            sub_sides[order] if found.cross else sides,
             sub_starts,
             free & ~mask,
             forbidden + layout.masks[:j],

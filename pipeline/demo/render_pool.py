@@ -31,12 +31,19 @@ def render_all(
     `work` must be a module-level function. Spawned, not forked: the demo renders while Spark's
     gateway and the image server hold threads, and a fork copies their locks mid-use.
     """
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or usable_cores()
     if workers < 2 or len(jobs) < MIN_POOLED_JOBS:
         return list(_progress(map(work, jobs), len(jobs), desc))
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         return list(_progress(pool.map(work, jobs, chunksize=CHUNK), len(jobs), desc))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _progress(results: Iterable[Result], total: int, desc: str) -> Iterable[Result]:

@@ -28,22 +28,28 @@ img2dataset_main = importlib.import_module("img2dataset.main")
 
 class SafeDownloader(Downloader):
     """img2dataset's Downloader; each process installs the guarded opener before its first shard,
-    puts each finished shard in key order (shard_order) and, with a `ledger` folder, writes its
-    ledger part."""
+    puts each finished shard in key order (shard_order; `download.key_order`) and, with a
+    `ledger` folder, writes its ledger part."""
 
     def __init__(
-        self, *args, fetch_policy: fetch_guard.FetchPolicy, ledger: str | None = None, **kwargs
+        self,
+        *args,
+        fetch_policy: fetch_guard.FetchPolicy,
+        ledger: str | None = None,
+        key_order: bool = True,
+        **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_policy = fetch_policy
         self.ledger = ledger
+        self.key_order = key_order
 
     def __call__(self, row):  # type: ignore[no-untyped-def]
         fetch_guard.install(self.fetch_policy)
         done = super().__call__(row)
         # img2dataset names the shard's files by its zero-padded id (writer.py).
         shard = f"{row[0]:0{self.oom_shard_count}d}"
-        if done[0]:
+        if done[0] and self.key_order:
             sort_shard(self.output_folder, shard)
         if done[0] and self.ledger is not None:
             # A kill between img2dataset's _stats.json and this part leaves the part to the
@@ -85,6 +91,7 @@ def guarded_components(
         SafeDownloader,
         fetch_policy=fetch_policy(cfg, allowed_networks, robots_cache),
         ledger=None if ledger is None else str(ledger),
+        key_order=cfg.key_order,
     )
     img2dataset_main.Resizer = functools.partial(SafeResizer, max_pixels=cfg.max_pixels)
     try:

@@ -37,6 +37,11 @@ class DownloadConfig:
     # Each origin's robots.txt fetched once per run and honoured (RFC 9309; pipeline.download.robots).
     respect_robots_txt: bool = True
     max_shard_retry: int = 1
+    # Rewrite each finished shard in key order (img2dataset writes it in the order its threads
+    # finish): the same input then gives the same shards, and a model trained on the raw pool
+    # the same data stream. Costs a local read and write of each shard (a second upload where
+    # the run directory is in a bucket).
+    key_order: bool = True
 
     def validate(self) -> None:
         if self.distributor not in ("auto", "multiprocessing", "pyspark"):

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from pipeline.download import runner
+from pipeline.download.runner import guarded_components
+from pipeline.download.settings import DownloadConfig
 from pipeline.download.shard_order import sort_shard
 
 # Completion order, as img2dataset's threads finish: not the keys' order.
@@ -65,3 +69,9 @@ def test_a_shard_already_in_order_is_not_rewritten(tmp_path: Path) -> None:
 def test_a_shard_with_no_tar_is_left_alone(tmp_path: Path) -> None:
     assert sort_shard(str(tmp_path), "00007") == 0
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("key_order", [True, False])
+def test_the_setting_reaches_every_download_process(key_order: bool) -> None:
+    with guarded_components(DownloadConfig(key_order=key_order), ()):
+        assert runner.img2dataset_main.Downloader.keywords["key_order"] is key_order

@@ -38,9 +38,12 @@ FULL = (1 << BITS) - 1
 SHUFFLE_ROW_S = 1.0e-6
 SORT_ROW_S = 1.5e-7
 PAIR_S = 4.0e-9
-GROUP_S = 2.0e-5  # Python overhead of one all-pairs group verified on its own
+GROUP_S = 2.0e-5  # Python overhead of one group compared in blocks on its own
 # Groups up to this size are compared all-pairs in one vectorised sweep, never split.
 SMALL_GROUP = 64
+# Groups the cost model leaves unsplit join that sweep up to this size (its offsets loop once
+# a row of the largest group); larger ones are compared in blocks, one group at a time.
+SWEEP_GROUP = 4096
 # The largest layouts considered: tables per level in the shuffle and in memory.
 MAX_SHUFFLE_TABLES = 512
 MAX_MEMORY_TABLES = 128
@@ -114,7 +117,7 @@ def layouts(free: int, k: int, max_tables: int) -> list[Layout]:
 def group_cost(size: int, free_bits: int, k: int, depth: int = 0) -> tuple[float, int]:
     """(expected seconds, blocks of the best layout or 0 for all-pairs) to search one group of
     `size` uniform hashes that agree outside `free_bits` bits, in memory."""
-    pairs_cost = size * size / 2 * PAIR_S + (GROUP_S if size > SMALL_GROUP else 0.0)
+    pairs_cost = size * size / 2 * PAIR_S + (GROUP_S if size > SWEEP_GROUP else 0.0)
     best = (pairs_cost, 0)
     if size <= SMALL_GROUP or depth >= 4 or free_bits < k + 1:
         return best

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from pipeline.dedup.bands import FULL, SMALL_GROUP, Layout, group_cost
+from pipeline.dedup.bands import FULL, SMALL_GROUP, SWEEP_GROUP, Layout, group_cost
 
 # Output rows: verified pairs (kind 0), and counters (kind > 0, value in `a`) summed or maxed
 # over partitions by the plan.
@@ -207,25 +207,29 @@ def search_groups(
     if not live.any():
         return
     ends = np.repeat(starts[1:], sizes)
-    small = live & (sizes <= SMALL_GROUP)
-    if small.any():
-        in_small = np.repeat(small, sizes)
-        _sweep(nodes, sides, np.where(in_small, ends, 0), found, forbidden)
+    swept = live & (sizes <= SMALL_GROUP)
     large = np.flatnonzero(live & (sizes > SMALL_GROUP))
+    if len(large):
+        large_sizes = sizes[large]
+        # The size a row of a large group sees on average: what the layout is chosen for.
+        typical = round(float((large_sizes.astype(float) ** 2).sum() / large_sizes.sum()))
+        _, blocks = group_cost(typical, free.bit_count(), found.k, depth)
+        if blocks == 0:
+            # Not split: up to SWEEP_GROUP rows a group join the vectorised sweep (one pass
+            # over every such group at each offset); larger ones are compared in blocks.
+            swept |= live & (sizes > SMALL_GROUP) & (sizes <= SWEEP_GROUP)
+            for g in large[large_sizes > SWEEP_GROUP]:
+                s, e = starts[g], starts[g + 1]
+                if e - s > found.max_bucket_size:
+                    found.count(STAT_BLOCKED, 1)
+                    found.count(STAT_LARGEST_BLOCKED, e - s)
+                _blocked(nodes[s:e], sides[s:e], found, forbidden)
+            large = large[:0]
+    if swept.any():
+        _sweep(nodes, sides, np.where(np.repeat(swept, sizes), ends, 0), found, forbidden)
     if not len(large):
         return
     large_sizes = sizes[large]
-    # The size a row of a large group sees on average: what the layout is chosen for.
-    typical = round(float((large_sizes.astype(float) ** 2).sum() / large_sizes.sum()))
-    _, blocks = group_cost(typical, free.bit_count(), found.k, depth)
-    if blocks == 0:
-        for g in large:
-            s, e = starts[g], starts[g + 1]
-            if e - s > found.max_bucket_size:
-                found.count(STAT_BLOCKED, 1)
-                found.count(STAT_LARGEST_BLOCKED, e - s)
-            _blocked(nodes[s:e], sides[s:e], found, forbidden)
-        return
     found.count(STAT_SPLITS, len(large))
     rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in large])
     gid = np.repeat(np.arange(len(large), dtype=np.int64), large_sizes)

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pipeline.dedup import verify
 from pipeline.dedup.bands import plan_index
 from pipeline.dedup.verify import (
     SPLIT,
@@ -134,3 +135,33 @@ def test_a_bucket_split_over_batches_is_whole():
         list(search_batches(iter([first, second]), 1, False, 10, (0xF0,), {}))
     ).to_pylist()
     assert [r for r in out if r["kind"] == 0] == [{"a": 8, "b": 9, "kind": 0}]
+
+
+@pytest.mark.parametrize(
+    ("sweep_group", "blocked"),
+    [(4096, 0), (50, 1)],  # unsplit groups of 65-4096 rows are swept; larger ones blocked
+)
+@pytest.mark.parametrize("cross", [False, True])
+def test_unsplit_large_groups_are_swept_or_blocked_exactly(
+    monkeypatch, sweep_group, blocked, cross
+):
+    # The cost model leaves every group unsplit: a family of 300 within 3 bits of its centre
+    # fills buckets far over SMALL_GROUP, which the sweep (or, over SWEEP_GROUP, the blocked
+    # comparison) must search whole.
+    rng = np.random.default_rng(21)
+    hashes = np.concatenate([family(rng, 0x0F0F_1234_5678_9ABC, 300, 3), random_hashes(rng, 200)])
+    right = np.concatenate([hashes[::7], family(rng, 0x0F0F_1234_5678_9ABC, 40, 2)])
+    truth = brute_force_pairs(hashes, right if cross else None, 6)
+    monkeypatch.setattr(verify, "group_cost", lambda *args, **kw: (0.0, 0))
+    monkeypatch.setattr(verify, "SWEEP_GROUP", sweep_group)
+    calls = []
+    blocked_search = verify._blocked
+    monkeypatch.setattr(
+        verify, "_blocked", lambda nodes, *a: calls.append(len(nodes)) or blocked_search(nodes, *a)
+    )
+    pairs, stats = index_pairs(hashes, right if cross else None, 6)
+    assert len(pairs) == len(set(pairs))
+    assert set(pairs) == truth
+    assert stats.get(STAT_SPLITS, 0) == 0
+    assert bool(calls) == bool(blocked)
+    assert all(size > sweep_group for size in calls)

@@ -36,7 +36,7 @@ FULL = (1 << BITS) - 1
 # serialise, Arrow into Python), one hash through one in-memory table (key, lexsort, gathers),
 # one candidate pair compared (XOR, popcount, compare). Only their ratios steer the planner.
 SHUFFLE_ROW_S = 1.0e-6
-SORT_ROW_S = 1.5e-7
+SORT_ROW_S = 6.0e-8
 PAIR_S = 4.0e-9
 GROUP_S = 2.0e-5  # Python overhead of one group compared in blocks on its own
 # Groups up to this size are compared all-pairs in one vectorised sweep, never split.

@@ -12,6 +12,10 @@ Reported: seconds, hashes/s, peak RSS of the driver python, the JVM and the pyth
 (a thread polling /proc for this process's tree), and shuffle bytes and records (Spark's REST
 API on the UI port, at 127.0.0.1). Then:
 
+- the window-hash case (`--window-radii`, default dedup.max_distance): the same search on
+  annotate's real mix, each image's full-frame pHash plus its 7 window hashes placed around it as
+  a real photograph's are (benchmarks/window_mix.py, the measured distribution printed first), at
+  the same sizes in distinct index rows; `ratio dedup_window_growth_10x` (target <= 12);
 - `ratio dedup_growth_10x`: cost at 10x the hashes over cost at 1x (target <= 12);
 - agreement: the index's pairs against exhaustive all-pairs comparison (blocked numpy XOR and
   popcount, independent of the index code) on a 200k-row sample of the mix: missing and extra
@@ -247,6 +251,7 @@ class Case:
     memory: dict = field(default_factory=dict)
     load: float = 0.0  # the machine's 5-minute load average at the end (it may be shared)
     figures: dict = field(default_factory=dict)
+    mix: str = ""  # "" for the plain mix, "windows " for the window-hash case
 
     @property
     def seconds(self) -> float:
@@ -304,30 +309,31 @@ def measure(spark, hashes: np.ndarray, k: int, cfg, poller: MemoryPoller, collec
 
 
 def report_case(case: Case) -> None:
-    name = f"dedup_{case.n:.0e}_k{case.k}".replace("+0", "")
+    name = f"dedup_{case.mix.strip() + '_' if case.mix else ''}{case.n:.0e}_k{case.k}"
+    name = name.replace("+0", "")
     f = case.figures
     print(
-        f"case n={case.n:,} k={case.k}: {case.distinct:,} distinct, {case.pairs:,} pairs, "
+        f"case {case.mix}n={case.n:,} k={case.k}: {case.distinct:,} distinct, {case.pairs:,} pairs, "
         f"{case.clusters:,} clusters, {case.rounds} component rounds; index "
         f"{f.get('index_tables')} tables of {f.get('index_key_bits')}+ bits, "
         f"{f.get('candidate_pairs', 0):,} candidates, largest bucket "
         f"{f.get('largest_bucket', 0):,}, oversized {f.get('oversized_buckets', 0)}"
     )
     print(
-        f"time n={case.n:,} k={case.k}: {case.seconds:.1f} s "
+        f"time {case.mix}n={case.n:,} k={case.k}: {case.seconds:.1f} s "
         f"(search {case.search_s:.1f} s, components {case.components_s:.1f} s; "
         f"5-min load average {case.load:.1f} on {os.cpu_count()} CPUs)"
     )
     report_rate(name, case.n, case.seconds, "hashes/s")
     m = case.memory
     print(
-        f"memory n={case.n:,} k={case.k} (peak RSS): driver python {mib(m.get('driver', 0))}, "
+        f"memory {case.mix}n={case.n:,} k={case.k} (peak RSS): driver python {mib(m.get('driver', 0))}, "
         f"JVM {mib(m.get('jvm', 0))}, python workers {mib(m.get('workers', 0))}, "
         f"all together {mib(m.get('total', 0))}"
     )
     (wb, wr, rb), (cwb, cwr, _) = case.search_shuffle, case.components_shuffle
     print(
-        f"shuffle n={case.n:,} k={case.k}: search writes {mib(wb)} in {wr:,} records "
+        f"shuffle {case.mix}n={case.n:,} k={case.k}: search writes {mib(wb)} in {wr:,} records "
         f"(planned index rows {f.get('planned_shuffle_rows', 0):,}), reads {mib(rb)}; "
         f"components write {mib(cwb)} in {cwr:,} records"
     )
@@ -340,13 +346,15 @@ def report_prediction(case: Case, cfg, local_cores: int) -> float:
     measured = case.search_s * local_cores
     ratio = measured / plan.expected_seconds
     print(
-        f"planner n={case.n:,} k={case.k}: {plan.describe()}; measured {measured:,.1f} "
+        f"planner {case.mix}n={case.n:,} k={case.k}: {plan.describe()}; measured {measured:,.1f} "
         f"core-s (search {case.search_s:.1f} s x {local_cores} cores), {ratio:.2f}x planned"
     )
     # Within 1.5x either way: the cost model is calibrated where measured/planned is in
     # [1/1.5, 1.5].
     report_ratio(
-        f"dedup_planner_error_{case.n:.0e}_k{case.k}".replace("+0", ""),
+        f"dedup_planner_error_{case.mix.strip() + '_' if case.mix else ''}{case.n:.0e}_k{case.k}".replace(
+            "+0", ""
+        ),
         max(ratio, 1 / ratio),
         "<=",
         1.5,
@@ -472,6 +480,13 @@ def main() -> None:
     parser.add_argument("--sample", type=parse_count, default=200_000, help="0: no agreement")
     parser.add_argument("--faiss-size", type=parse_count, default=1_000_000, help="0: no faiss")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--window-radii",
+        default="",
+        help="radii of the window-hash case (full-frame plus window hashes, benchmarks/"
+        "window_mix.py) at the same sizes in index rows; default dedup.max_distance; "
+        "'none' to skip it",
+    )
     args = parser.parse_args()
     setup_logging()
     config = load_config()
@@ -479,6 +494,13 @@ def main() -> None:
     sizes = sorted(parse_count(s) for s in args.sizes.split(","))
     radii = [int(r) for r in args.radii.split(",")] if args.radii else [cfg.max_distance, 4]
     radii = list(dict.fromkeys(radii))
+    window_radii = (
+        []
+        if args.window_radii == "none"
+        else [int(r) for r in args.window_radii.split(",")]
+        if args.window_radii
+        else [cfg.max_distance]
+    )
     spark = get_spark(config.spark)
     local_cores = spark.sparkContext.defaultParallelism
     poller = MemoryPoller()
@@ -525,15 +547,39 @@ def main() -> None:
             report_case(case)
             report_prediction(case, cfg, local_cores)
 
-    # (b) growth over 10x the hashes.
-    for k in radii:
+    # (a') the window-hash case: annotate's real mix of full-frame and window hashes.
+    window_cases: dict[tuple[int, int], Case] = {}
+    if window_radii:
+        # Here, not at the top: window_mix builds on this module's make_mix.
+        from benchmarks.window_mix import describe as describe_templates
+        from benchmarks.window_mix import make_window_mix, real_templates
+
+        templates = real_templates(config.annotate.draft_size)
+        print("\n".join(describe_templates(templates)))
         for n in sizes:
-            if (10 * n, k) in cases:
-                growth = cases[10 * n, k].seconds / cases[n, k].seconds
-                name = "dedup_growth_10x" if k == cfg.max_distance else f"dedup_growth_10x_k{k}"
-                report_ratio(name, growth, "<=", 12)
-                search = cases[10 * n, k].search_s / cases[n, k].search_s
-                report_ratio(f"dedup_search_growth_10x_k{k}", search)
+            mixes.clear()
+            hashes, makeup = make_window_mix(n, templates, args.seed)
+            print(f"window mix n={n:,}: {makeup}")
+            for k in window_radii:
+                log.info("window case n=%s radius %d", f"{n:,}", k)
+                case, _ = measure(spark, hashes, k, cfg, poller)
+                case.mix = "windows "
+                window_cases[n, k] = case
+                report_case(case)
+                report_prediction(case, cfg, local_cores)
+            del hashes
+
+    # (b) growth over 10x the hashes.
+    for label, table, rs in (("", cases, radii), ("window_", window_cases, window_radii)):
+        for k in rs:
+            for n in sizes:
+                if (10 * n, k) not in table:
+                    continue
+                growth = table[10 * n, k].seconds / table[n, k].seconds
+                suffix = "" if k == cfg.max_distance else f"_k{k}"
+                report_ratio(f"dedup_{label}growth_10x{suffix}", growth, "<=", 12)
+                search = table[10 * n, k].search_s / table[n, k].search_s
+                report_ratio(f"dedup_{label}search_growth_10x_k{k}", search)
 
     # (d) the projection from the largest case of each radius.
     for k in radii:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
 from tqdm import tqdm
+
+from pipeline.cores import usable_cores
 
 log = logging.getLogger(__name__)
 Job = TypeVar("Job")
@@ -37,13 +38,6 @@ def render_all(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         return list(_progress(pool.map(work, jobs, chunksize=CHUNK), len(jobs), desc))
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _progress(results: Iterable[Result], total: int, desc: str) -> Iterable[Result]:

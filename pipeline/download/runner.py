@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import img2dataset
 from img2dataset.downloader import Downloader
 
+from pipeline.cores import usable_cores
 from pipeline.download import fetch_guard
 from pipeline.download.failures import write_shard_ledger
 from pipeline.download.image_guard import SafeResizer
@@ -108,7 +109,7 @@ def img2dataset_options(cfg: DownloadConfig, distributor: str, columns: list[str
         "caption_col": "caption",
         "save_additional_columns": columns,
         "output_format": "webdataset",
-        "processes_count": cfg.processes or os.cpu_count() or 1,
+        "processes_count": cfg.processes or usable_cores(),
         "thread_count": cfg.threads,
         "image_size": cfg.image_size,
         "resize_mode": cfg.resize_mode,

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Config, dump_yaml
+from pipeline.cores import usable_cores
 from pipeline.errors import InputError
 from pipeline.train import checkpoint
 from pipeline.train.data import Batches, StreamPlan, TrainStream, probe, read_pairs, share
@@ -181,8 +182,7 @@ def compute_threads(env: DistEnv, workers: int, threads: int) -> int:
     the worker's JPEG decoding and the training's matrix products fought over the same cores."""
     if env.device.type != "cpu" or env.world_size > 1 or workers == 0:
         return threads
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(threads, (cores or 1) - workers))
+    return max(1, min(threads, usable_cores() - workers))
 
 
 def _run(shards: str | Path, output: Path, config: Config, env: DistEnv) -> dict:

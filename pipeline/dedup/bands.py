@@ -31,11 +31,18 @@ from dataclasses import dataclass
 BITS = 64
 FULL = (1 << BITS) - 1
 
-# Relative costs (seconds per unit on one core, measured by benchmarks/bench_dedup.py on the
-# 2-core machine): one hash copied through the Spark shuffle (explode, hash partitioning,
-# serialise, Arrow into Python), one hash through one in-memory table (key, lexsort, gathers),
-# one candidate pair compared (XOR, popcount, compare). Only their ratios steer the planner.
-SHUFFLE_ROW_S = 1.0e-6
+# Costs in seconds on one core of the 2-core machine, measured. In memory
+# (benchmarks/dedup_rates.py, least squares over buckets of the planned sizes at 1M and 10M
+# hashes, radius 4 and 6): one hash through one in-memory table (key, sort, gathers, group
+# bounds) and one candidate pair compared (XOR, popcount, compare): 5.8e-8 and 3.9e-9. Around
+# it (`make bench-dedup`, the four cases 1M/10M x radius 4/6 fitted with the in-memory part
+# above held fixed): one index row through the shuffle (explode, the heavy-bucket count, hash
+# partitioning, serialise, Arrow into Python), one distinct hash (distinct, checkpoint, count)
+# and the fixed cost of the search's Spark jobs. Only the ratios of the per-row costs steer
+# the planner; all of them make expected_seconds comparable with a measurement.
+SHUFFLE_ROW_S = 2.3e-6
+NODE_S = 2.0e-6
+SEARCH_FIXED_S = 5.0
 SORT_ROW_S = 6.0e-8
 PAIR_S = 4.0e-9
 GROUP_S = 2.0e-5  # Python overhead of one group compared in blocks on its own
@@ -151,7 +158,7 @@ class IndexPlan:
     memory_blocks: int  # layout applied in memory to a bucket of expected size (0: all-pairs)
     memory_tables: int
     expected_candidates: float
-    expected_seconds: float  # on one core, by the cost constants above
+    expected_seconds: float  # core-seconds of the whole search, by the cost constants above
     # The next best shuffle layout and why it lost (empty when there was no other).
     rejected: str = ""
 
@@ -162,10 +169,14 @@ class IndexPlan:
             f"{min(self.shuffle.key_bits)}-{max(self.shuffle.key_bits)} key bits "
             f"({self.shuffle.blocks} blocks), {self.shuffle_rows:,} shuffle rows in "
             f"{self.partitions} partitions, expected bucket {self.bucket_size:,.1f} hashes, "
-            f"in memory {self.memory_tables} tables a bucket, expected candidate pairs "
+            f"in memory {_tables(self.memory_tables)} a bucket, expected candidate pairs "
             f"{self.expected_candidates:,.0f}, expected {self.expected_seconds:,.1f} core-seconds"
             + (f"; rejected {self.rejected}" if self.rejected else "")
         )
+
+
+def _tables(count: int) -> str:
+    return f"{count} table" if count == 1 else f"{count} tables"
 
 
 def _memory_candidates(size: float, free_bits: int, k: int, depth: int = 0) -> float:
@@ -201,7 +212,7 @@ def plan_index(
     for layout in layouts(FULL, k, MAX_SHUFFLE_TABLES):
         bucket = n / 2 ** min(layout.key_bits)
         rows = n * layout.tables
-        seconds = rows * SHUFFLE_ROW_S
+        seconds = SEARCH_FIXED_S + n * NODE_S + rows * SHUFFLE_ROW_S
         candidates = 0.0
         for bits in layout.key_bits:
             seconds += _table_cost(n, bits, BITS - bits, k, 0)
@@ -235,7 +246,7 @@ def plan_index(
             best,
             rejected=f"{other.shuffle.tables} tables of {min(other.shuffle.key_bits)} key bits "
             f"({other.expected_seconds:,.1f} core-seconds, expected bucket "
-            f"{other.bucket_size:,.1f}, in memory {other.memory_tables} tables): {why}",
+            f"{other.bucket_size:,.1f}, in memory {_tables(other.memory_tables)}): {why}",
         )
     assert best is not None  # k < 64: the k + 1 block layout always exists
     return best

@@ -84,3 +84,30 @@ def test_plan_keeps_buckets_under_the_cap():
     small_cap = plan_index(10_000_000, 6, max_bucket_size=2_000)
     assert small_cap.shuffle.tables == 28
     assert small_cap.bucket_size == 10_000_000 / 2**16
+
+
+def test_plan_names_the_layout_it_rejected_and_why():
+    # Cheaper by the cost model: the runner-up is named with its ratio of core-seconds.
+    plan = plan_index(1_000_000, 6, max_bucket_size=1_000_000)
+    runner_up = plan_index(1_000_000, 6, max_bucket_size=2_000)  # 7 tables' buckets over 1,000
+    ratio = runner_up.expected_seconds / plan.expected_seconds
+    assert plan.rejected == (
+        f"28 tables of 16 key bits ({runner_up.expected_seconds:,.1f} core-seconds, expected "
+        f"bucket 15.3, in memory 1 table): {ratio:.2f}x the expected core-seconds"
+    )
+    assert plan.describe().endswith(f"; rejected {plan.rejected}")
+    # Only the largest layout (462 tables, keys of 25+ bits) keeps 2B hashes' buckets under
+    # 100: the runner-up, the cheapest of the others, is named with its bucket against the cap.
+    capped = plan_index(2_000_000_000, 6, max_bucket_size=200)
+    assert capped.shuffle.tables == 462
+    assert capped.rejected.startswith("7 tables of 9 key bits (")
+    assert capped.rejected.endswith("): expected bucket 3,906,250 over 100")
+
+
+def test_expected_seconds_add_the_fixed_and_per_hash_costs():
+    from pipeline.dedup import bands
+
+    small, large = plan_index(1_000, 6, 1_000_000), plan_index(1_000_000, 6, 1_000_000)
+    assert small.expected_seconds >= bands.SEARCH_FIXED_S + 1_000 * bands.NODE_S
+    shuffle = bands.SEARCH_FIXED_S + 1_000_000 * (bands.NODE_S + 7 * bands.SHUFFLE_ROW_S)
+    assert shuffle < large.expected_seconds < 2 * shuffle

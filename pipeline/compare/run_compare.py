@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from pipeline.compare.child_run import child_run
 from pipeline.compare.intervals import describe, paired_difference
 from pipeline.compare.selections import RAW, RUN, Selection, selection_config
 from pipeline.compare.tail_classes import caption_counts, class_counts, tail_classes
+from pipeline.compare.trainings import Training, run_trainings
 from pipeline.config import Config
 from pipeline.entry_match import entry_match_mode
 from pipeline.errors import InputError
@@ -33,7 +33,6 @@ from pipeline.runner import run_stages
 
 log = logging.getLogger(__name__)
 COMPARISON = "comparison.json"
-SOURCE = "source.json"
 # The stages a selection reruns in its own run directory.
 SELECTION_STAGES = ("select", "balance", "shard")
 
@@ -89,18 +88,8 @@ def train_selection(
     """Train (or resume, or find finished) the model of selection `name` on `shards` in
     `folder` (default train/<name>); a model trained on other shards than these is thrown away
     first."""
-    from pipeline.train.run import run_train
-
-    folder = folder or train_dir(run, name)
-    recorded = folder / SOURCE
-    wanted = {"shards": str(shards), "fingerprint": source}
-    if folder.exists() and (not recorded.is_file() or json.loads(recorded.read_text()) != wanted):
-        log.info("compare: %s's shards changed since its model was trained; retraining", name)
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(recorded, json.dumps(wanted) + "\n")
-    log.info("compare: training %s on %s (%d steps)", name, shards, config.train.steps)
-    return run_train(shards, folder, config)
+    training = Training(name, shards, source, config, folder or train_dir(run, name))
+    return run_trainings([training], 1)[0]
 
 
 def _tail_top1(per_class: dict[str, float] | None, tail: list[str]) -> float | None:
@@ -136,17 +125,18 @@ def _retrieval_summary(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _train_seeds(
+def _seed_trainings(
     run: RunDir, selection: Selection, shards: Path, source: str, config: Config
-) -> list[dict[str, Any]]:
-    """Train the selection once per seed of compare.seeds (train.seed, train.seed + 1, ...)."""
-    results = []
+) -> list[Training]:
+    """The selection's trainings, one per seed of compare.seeds (train.seed, train.seed + 1,
+    ...)."""
+    trainings = []
     for index in range(config.compare.seeds):
         seed = config.train.seed + index
         seeded = config.replace(train=dataclasses.replace(config.train, seed=seed))
         folder = seed_dir(run, selection.name, index, seed)
-        results.append(train_selection(run, selection.name, shards, source, seeded, folder))
-    return results
+        trainings.append(Training(selection.name, shards, source, seeded, folder))
+    return trainings
 
 
 # The per-image results a comparison pairs (metrics key -> the name its difference is stored
@@ -227,12 +217,20 @@ def run_compare(run_dir: Path | str, config: Config, selections: list[Selection]
     runs: dict[str, dict[str, Any]] = {}
     hits: dict[str, dict[str, np.ndarray]] = {}
     eval_images = None
+    # Every selection's shards first (Spark, in this process), then every training, so that
+    # compare.parallel trainings can run at once across selections.
+    planned, trainings = [], []
     for selection in selections:
         shards, pairs, source = selection_shards(run, selection, config)
+        seeds = _seed_trainings(run, selection, shards, source, config)
+        planned.append((selection, shards, pairs, seeds))
+        trainings += seeds
+    done = iter(run_trainings(trainings, config.compare.parallel))
+    for selection, shards, pairs, seeds in planned:
         made_by = {RAW: None, RUN: run.root}.get(
             selection.spec, run.root / "compare" / selection.name
         )
-        results = _train_seeds(run, selection, shards, source, config)
+        results = [next(done) for _ in seeds]
         metrics = [r.get("metrics", {}) for r in results]
         eval_images = metrics[0].get("zeroshot_images", eval_images)
         hits[selection.name] = _paired_hits(selection.name, metrics)
@@ -327,9 +325,12 @@ def table_lines(comparison: dict[str, Any]) -> list[str]:
     if seeds > 1:
         lines.append(f"(mean +- sd over {seeds} seeds)")
     margin = comparison.get("top1_margin")
-    if margin is not None:
+    conclusions = comparison.get("conclusions", [])
+    if margin is not None and not conclusions:
+        # Only without per-image results (an older model's metrics): the lines below otherwise
+        # say it with its interval, and a bare point estimate is not a conclusion.
         lines.append(f"curated - raw top-1: {margin * 100:+.1f} points")
-    lines += comparison.get("conclusions", [])
+    lines += conclusions
     return lines
 
 

@@ -23,10 +23,15 @@ class CompareConfig:
     bootstrap: int = 2000
     # Coverage of the intervals; a difference is significant when its interval excludes 0.
     confidence: float = 0.95
+    # Trainings run at once, each in its own process with usable cores / parallel torch threads
+    # (pipeline/compare/trainings.py); 1: one after another in this process.
+    parallel: int = 1
 
     def validate(self) -> None:
-        if self.seeds < 1 or self.bootstrap < 100:
-            raise ConfigError("config compare: seeds must be >= 1 and bootstrap >= 100")
+        if self.seeds < 1 or self.bootstrap < 100 or self.parallel < 1:
+            raise ConfigError(
+                "config compare: seeds must be >= 1, bootstrap >= 100 and parallel >= 1"
+            )
         if not 0.5 <= self.confidence < 1:
             raise ConfigError(
                 f"config compare.confidence: expected 0.5 to 1 (excluded), got {self.confidence}"

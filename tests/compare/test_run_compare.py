@@ -5,6 +5,7 @@ its interval and its conclusion line; a baseline that names no selection is refu
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -107,3 +108,59 @@ def test_a_baseline_that_names_no_selection_is_refused(compared):
     bad = config.replace(compare=type(config.compare)(seeds=2, baseline="nope"))
     with pytest.raises(InputError, match=r"compare\.baseline: 'nope' is not one of"):
         run_compare(run.root, bad, parse_selections(["raw=raw", "curated=run"]))
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs 2 cores and CPU affinity",
+)
+def test_trainings_at_once_give_what_one_after_another_gives(demo_run, tmp_path_factory):
+    """compare.parallel=2 on 2 cores: two spawned trainings of one torch thread each, the same
+    models, bit for bit, as one after another with one thread."""
+    import torch
+
+    selections = parse_selections(["raw=raw", "curated=run"])
+    results = {}
+    affinity, threads = os.sched_getaffinity(0), torch.get_num_threads()
+    os.sched_setaffinity(0, sorted(affinity)[:2])  # the spawned trainings inherit 2 cores
+    try:
+        for parallel in (1, 2):
+            root = tmp_path_factory.mktemp(f"parallel{parallel}") / "run"
+            run = copy_run(demo_run.root, root)
+            config = load_config(
+                None,
+                [
+                    *TRAIN,
+                    f"train.eval_data={run.root / 'web' / 'eval'}",
+                    "compare.seeds=2",
+                    f"compare.parallel={parallel}",
+                ],
+            )
+            torch.set_num_threads(1)
+            results[parallel] = run_compare(run.root, config, selections)
+    finally:
+        os.sched_setaffinity(0, affinity)
+        torch.set_num_threads(threads)
+    one, two = results[1], results[2]
+    for name in ("raw", "curated"):
+        assert two["runs"][name]["seeds"] == [0, 1]
+        for key in ("zeroshot_top1_by_seed", "zeroshot_top1_tail_by_seed", "final_loss"):
+            assert two["runs"][name][key] == one["runs"][name][key]
+    assert two["differences"] == one["differences"]
+    assert two["conclusions"] == one["conclusions"]
+
+
+def test_parallel_below_one_is_refused():
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="parallel >= 1"):
+        load_config(None, ["compare.parallel=0"])
+
+
+def test_a_bare_point_estimate_is_printed_only_without_intervals(compared):
+    _, _, comparison = compared
+    with_intervals = table_lines(comparison)
+    assert not any(line.startswith("curated - raw top-1") for line in with_intervals)
+    margin = comparison["top1_margin"] * 100
+    bare = table_lines(comparison | {"conclusions": []})
+    assert bare[-1] == f"curated - raw top-1: {margin:+.1f} points"

@@ -32,7 +32,7 @@ FORCE ?=
 BENCH_ARGS ?=
 
 .PHONY: install test test-fast lint format $(STAGES) run status report train compare demo \
-	bench-ingest bench-download bench-download-driver bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-conformance bench-blocklists bench-robots bench-dedup-radius bench-select-rules bench-clip bench-shard bench-train bench-compare-parallel clean \
+	bench-ingest bench-download bench-download-driver bench-phash bench-dedup bench-crop-hash bench-semdedup bench-balance bench-conformance bench-blocklists bench-robots bench-dedup-radius bench-select-rules bench-clip bench-shard bench-train bench-compare-parallel bench-pipeline clean \
 	package submit cluster-up cluster-down wordnet-table
 
 install: $(VENV)/.installed
@@ -146,6 +146,9 @@ bench-train: install
 
 bench-compare-parallel: install
 	$(PY) -m benchmarks.bench_compare_parallel $(BENCH_ARGS)
+
+bench-pipeline: install
+	$(PY) -m benchmarks.bench_pipeline $(BENCH_ARGS)
 
 package: install
 	$(PY) -m pipeline.spark.cluster package --out $(PYFILES)

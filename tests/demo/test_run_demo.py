@@ -106,15 +106,6 @@ def test_a_compare_setting_the_user_set_wins_over_the_demo(user, expected):
     assert (config.compare.seeds, config.compare.baseline) == expected
 
 
-@pytest.mark.parametrize(
-    ("cores", "user", "parallel"),
-    [(2, [], 2), (16, [], 2), (1, [], 1), (16, ["compare.parallel=4"], 4)],
-)
-def test_the_demo_trains_two_at_once_where_there_are_two_cores(monkeypatch, cores, user, parallel):
-    monkeypatch.setattr("pipeline.demo.compare.usable_cores", lambda: cores)
-    assert demo_compare_config(load_config(None, user)).compare.parallel == parallel
-
-
 def test_an_eval_set_of_another_size_or_without_captions_is_written_again(tmp_path):
     folder = tmp_path / "eval"
     assert not eval_set_matches(folder, 2)

@@ -308,32 +308,38 @@ def measure(spark, hashes: np.ndarray, k: int, cfg, poller: MemoryPoller, collec
     return case, found
 
 
+def case_name(case: Case) -> str:
+    """The case in a ratio's name: dedup_1e6_k6, dedup_windows_1e7_k6."""
+    mix = case.mix.strip() + "_" if case.mix else ""
+    return f"{mix}{case.n:.0e}_k{case.k}".replace("+0", "")
+
+
 def report_case(case: Case) -> None:
-    name = f"dedup_{case.mix.strip() + '_' if case.mix else ''}{case.n:.0e}_k{case.k}"
-    name = name.replace("+0", "")
+    name = f"dedup_{case_name(case)}"
     f = case.figures
+    head = f"{case.mix}n={case.n:,} k={case.k}"
     print(
-        f"case {case.mix}n={case.n:,} k={case.k}: {case.distinct:,} distinct, {case.pairs:,} pairs, "
+        f"case {head}: {case.distinct:,} distinct, {case.pairs:,} pairs, "
         f"{case.clusters:,} clusters, {case.rounds} component rounds; index "
         f"{f.get('index_tables')} tables of {f.get('index_key_bits')}+ bits, "
         f"{f.get('candidate_pairs', 0):,} candidates, largest bucket "
         f"{f.get('largest_bucket', 0):,}, oversized {f.get('oversized_buckets', 0)}"
     )
     print(
-        f"time {case.mix}n={case.n:,} k={case.k}: {case.seconds:.1f} s "
+        f"time {head}: {case.seconds:.1f} s "
         f"(search {case.search_s:.1f} s, components {case.components_s:.1f} s; "
         f"5-min load average {case.load:.1f} on {os.cpu_count()} CPUs)"
     )
     report_rate(name, case.n, case.seconds, "hashes/s")
     m = case.memory
     print(
-        f"memory {case.mix}n={case.n:,} k={case.k} (peak RSS): driver python {mib(m.get('driver', 0))}, "
+        f"memory {head} (peak RSS): driver python {mib(m.get('driver', 0))}, "
         f"JVM {mib(m.get('jvm', 0))}, python workers {mib(m.get('workers', 0))}, "
         f"all together {mib(m.get('total', 0))}"
     )
     (wb, wr, rb), (cwb, cwr, _) = case.search_shuffle, case.components_shuffle
     print(
-        f"shuffle {case.mix}n={case.n:,} k={case.k}: search writes {mib(wb)} in {wr:,} records "
+        f"shuffle {head}: search writes {mib(wb)} in {wr:,} records "
         f"(planned index rows {f.get('planned_shuffle_rows', 0):,}), reads {mib(rb)}; "
         f"components write {mib(cwb)} in {cwr:,} records"
     )
@@ -346,15 +352,14 @@ def report_prediction(case: Case, cfg, local_cores: int) -> float:
     measured = case.search_s * local_cores
     ratio = measured / plan.expected_seconds
     print(
-        f"planner {case.mix}n={case.n:,} k={case.k}: {plan.describe()}; measured {measured:,.1f} "
+        f"planner {case.mix}n={case.n:,} k={case.k}: {plan.describe()}; measured "
+        f"{measured:,.1f} "
         f"core-s (search {case.search_s:.1f} s x {local_cores} cores), {ratio:.2f}x planned"
     )
     # Within 1.5x either way: the cost model is calibrated where measured/planned is in
     # [1/1.5, 1.5].
     report_ratio(
-        f"dedup_planner_error_{case.mix.strip() + '_' if case.mix else ''}{case.n:.0e}_k{case.k}".replace(
-            "+0", ""
-        ),
+        f"dedup_planner_error_{case_name(case)}",
         max(ratio, 1 / ratio),
         "<=",
         1.5,

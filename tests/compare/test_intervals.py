@@ -85,3 +85,24 @@ def test_mismatched_arrays_are_refused(shapes, message):
 )
 def test_conclusions_say_only_what_the_interval_supports(difference, line):
     assert describe("balance", "clip", "tail top-1", difference) == line
+
+
+def test_a_hand_worked_table_gives_the_hand_worked_interval():
+    """Two seeds, each the same difference on every image (+20 points on seed 0, +40 on seed
+    1), so resampling images changes nothing and resampling the two seeds gives three means:
+    +20 (both draws seed 0, probability 1/4), +30 (1/2) and +40 (1/4). The mean is +30 and the
+    95 % percentile interval is [+20, +40]: it excludes zero. With -10 instead of +40 on seed
+    1 the draws are +20, +5 and -10, the interval [-10, +20]: no difference detected."""
+    base = np.zeros((2, 50))
+    better = np.vstack([np.full(50, 0.2), np.full(50, 0.4)])
+    d = paired_difference(better, base)
+    assert (d.mean, d.low, d.high) == pytest.approx((0.3, 0.2, 0.4))
+    assert d.significant
+    mixed = np.vstack([np.full(50, 0.2), np.full(50, -0.1)])
+    d = paired_difference(mixed, base)
+    assert (d.mean, d.low, d.high) == pytest.approx((0.05, -0.1, 0.2))
+    assert not d.significant
+    assert describe("clip", "raw", "top-1", d) == (
+        "clip vs raw, top-1: no difference detected (+5.0 points, 95% interval [-10.0, +20.0]; "
+        "2 seeds, 50 images)"
+    )

@@ -116,7 +116,7 @@ def test_pictures_rendered_on_two_processes_are_the_inline_bytes(
     inline_eval = generate_eval_set(tmp_path / "inline_eval", n_per_class=2, seed=5)
     monkeypatch.setattr(render_pool, "MIN_POOLED_JOBS", 0)
     monkeypatch.setattr(render_pool, "CHUNK", 7)
-    monkeypatch.setattr(render_pool.os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(render_pool, "usable_cores", lambda: 2)
     pooled = generate_web(tmp_path / "pooled", n_pairs=120, seed=3, mix=DEMO_MIX)
     pooled_eval = generate_eval_set(tmp_path / "pooled_eval", n_per_class=2, seed=5)
     assert _tree(pooled.root) == _tree(inline.root)

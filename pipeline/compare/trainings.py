@@ -3,9 +3,10 @@
 Each training is one `run_train` in its own folder. Run at once, each goes to a spawned process
 (no fork: the parent holds a Spark JVM and torch threads) computing with its share of the cores
 (usable cores / parallel torch threads, its loader workers beside them). It pays where one
-training cannot keep every core busy (a small model on many cores); on 2 cores the demo's
-trainings took 0.97x as long one after another (`make bench-compare-parallel`), each already
-using both cores (one torch thread, one loader worker). A folder whose shards changed is cleared before any training starts, in the
+training cannot keep every core busy (a small model on many cores); on 2 cores two of the
+demo's trainings at once took 1.03x as long as one after another (`make bench-compare-parallel`:
+96.7 s against 93.8 s for four), each already using both cores (one torch thread, one loader
+worker). A folder whose shards changed is cleared before any training starts, in the
 order the trainings are listed, as one after another would: a selection's first seed owns the
 folder its other seeds live in.
 """
